@@ -1,0 +1,21 @@
+"""kerasbert: fine-tune BERT for text classification, after Sun et al. (2019)."""
+
+import os as _os
+
+# keras-hub preprocessing runs in TensorFlow; pin the Keras backend to match
+# before Keras is first imported.
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from kerasbert import optimizers  # noqa: E402
+from kerasbert.backbones import load_backbone  # noqa: E402
+from kerasbert.data.batching import make_batches  # noqa: E402
+from kerasbert.data.datasets import LabeledTexts  # noqa: E402
+from kerasbert.data.datasets import load_dataset  # noqa: E402
+from kerasbert.data.datasets import read_labeled_texts  # noqa: E402
+from kerasbert.export import export_serving  # noqa: E402
+from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier  # noqa: E402
+from kerasbert.optimizers import schedules  # noqa: E402
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402
+from kerasbert.training.fine_tuning import fine_tune  # noqa: E402
+
+__version__ = "0.1.0"

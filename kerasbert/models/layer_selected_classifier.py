@@ -1,0 +1,142 @@
+"""A softmax classifier on the [CLS] state of chosen BERT layers."""
+
+import keras
+
+from kerasbert.layers import layer_selection
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class LayerSelectedClassifier(keras.Model):
+    """Classify from the [CLS] hidden state of one or several encoder layers.
+
+    Computes p(c|h) = softmax(W·h), where h is the [CLS] vector of the chosen
+    layer, or the combination of several layers' [CLS] vectors (Sun et al.
+    2019, Table 3). Layers are numbered 0 = embeddings output, 1 … L = the
+    outputs of the L transformer layers, so the paper's "Layer-11" of BERT-base
+    is our 12. All chosen layers come from one backbone pass.
+
+    The model outputs logits; `compile()` defaults to a from-logits loss.
+    The backbone's `pooled_dense` layer is set non-trainable because this
+    head never reads it (it would receive no gradient).
+
+    Args:
+        backbone: `keras_hub.models.BertBackbone`. The encoder.
+        num_classes: int. The number of classes.
+        layers: int, list of ints, or one of `"first4"`, `"last4"`, `"all"`.
+            The layers whose [CLS] state is read; negative ints count from
+            the end (-1 = last). Defaults to `-1`.
+        combine: str. How several layers' vectors become one: `"concat"`,
+            `"mean"` or `"max"`. Defaults to `"concat"`.
+        dropout: float. Dropout on h before the softmax layer. Defaults to
+            `0.1`.
+        freeze_backbone: bool. Freeze the encoder and train only the head
+            (feature-based use). Defaults to `False`.
+
+    Examples:
+    ```python
+    backbone, tokenizer = kerasbert.load_backbone("tiny")
+    preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)
+    model = kerasbert.LayerSelectedClassifier(
+        backbone, num_classes=3, layers="last4", combine="max"
+    )
+    model.compile()
+    logits = model.predict(preprocessor(["who was galileo ?"]), verbose=0)
+    logits.shape  # (1, 3)
+    ```
+
+    References:
+    - [Sun et al., 2019](https://arxiv.org/abs/1905.05583)
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        layers=-1,
+        combine="concat",
+        dropout=0.1,
+        freeze_backbone=False,
+        **kwargs,
+    ):
+        indices = layer_selection.resolve_layers(layers, backbone.num_layers)
+        if combine not in layer_selection.COMBINATIONS:
+            raise ValueError(
+                f"`combine` must be one of {layer_selection.COMBINATIONS}. "
+                f"Received: combine={combine!r}"
+            )
+        if num_classes < 2:
+            raise ValueError(f"`num_classes` must be at least 2. Received: {num_classes}")
+
+        # === Layers ===
+        self.backbone = backbone
+        backbone.get_layer("pooled_dense").trainable = False
+        if freeze_backbone:
+            backbone.trainable = False
+        self.combiner = layer_selection.combiner(
+            combine, len(indices), dtype=backbone.dtype_policy
+        )
+        self.output_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="output_dropout"
+        )
+        self.output_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy,
+            name="logits",
+        )
+
+        # === Functional Model ===
+        inputs = backbone.input
+        cls_states = layer_selection.cls_states(backbone, indices)
+        h = self.combiner(cls_states) if self.combiner else cls_states[0]
+        outputs = self.output_dense(self.output_dropout(h))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.layer_selection = layers
+        self.layer_indices = indices
+        self.combine = combine
+        self.dropout = dropout
+        self.freeze_backbone = freeze_backbone
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Compile with the paper's defaults unless told otherwise.
+
+        `"auto"` means Adam at 2e-5 (Sun et al. 2019 §5.2), sparse categorical
+        cross-entropy on logits, and accuracy.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(2e-5)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips re-compiling a loaded model whose `compile` is
+        # overridden; ours takes the same arguments, so it can be re-run and
+        # the optimizer state of a saved model comes back.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_classes": self.num_classes,
+            "layers": self.layer_selection,
+            "combine": self.combine,
+            "dropout": self.dropout,
+            "freeze_backbone": self.freeze_backbone,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["backbone"], dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)

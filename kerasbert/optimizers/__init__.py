@@ -1,0 +1,1 @@
+from kerasbert.optimizers import schedules  # noqa: F401

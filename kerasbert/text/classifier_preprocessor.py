@@ -1,0 +1,156 @@
+"""Raw strings to BERT inputs, with the paper's long-text truncations."""
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+from kerasbert.text import packing
+
+PADDING_MODES = ("max_length", "longest")
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class ClassifierPreprocessor(keras_hub.models.Preprocessor):
+    """Tokenize, truncate and pack a batch of raw strings for a BERT classifier.
+
+    Each string becomes `[CLS] word pieces [SEP]`. Texts whose word pieces fit
+    into `sequence_length - 2` are never cut; longer ones are truncated by
+    `truncation` (Sun et al. 2019, Table 2):
+    - `"head"`: the first `sequence_length - 2` word pieces;
+    - `"tail"`: the last `sequence_length - 2`;
+    - `"head_tail"`: the first `head_length` and the last
+      `sequence_length - 2 - head_length` (the paper's best: 128 + 382).
+
+    Everything runs in-graph on `tf.string` tensors, so the layer can be mapped
+    over a `tf.data.Dataset` and saved inside a SavedModel. An empty string is
+    valid input and gives `[CLS] [SEP]`.
+
+    Args:
+        tokenizer: `keras_hub.models.BertTokenizer`. The word-piece tokenizer.
+        sequence_length: int. The model's input length, [CLS] and [SEP]
+            included. Defaults to `512`.
+        truncation: str. `"head"`, `"tail"` or `"head_tail"`. Defaults to
+            `"head"`.
+        head_length: int. Word pieces kept from the start under
+            `"head_tail"`. Defaults to `128`.
+        padding: str. `"max_length"` pads every batch to `sequence_length`;
+            `"longest"` pads a batch to its longest member (dynamic padding).
+            The model's outputs are the same either way. Defaults to
+            `"max_length"`.
+
+    Call arguments:
+        x: a string, a list of strings, or a `tf.string` tensor of shape
+            `(batch,)`.
+        y: optional labels, passed through.
+        sample_weight: optional sample weights, passed through.
+
+    Returns:
+        A dict with `"token_ids"`, `"segment_ids"` (int32) and `"padding_mask"`
+        (bool), each of shape `(batch, length)`; with `y`, a tuple
+        `(features, y)` or `(features, y, sample_weight)`.
+
+    Examples:
+    ```python
+    _, tokenizer = kerasbert.load_backbone("tiny")
+    preprocessor = kerasbert.ClassifierPreprocessor(
+        tokenizer, sequence_length=8, truncation="head_tail", head_length=2
+    )
+    preprocessor(["what is the name of the city ?"])["token_ids"].shape
+    # (1, 8)
+    ```
+    """
+
+    # keras-hub's `from_preset` matches preprocessors to backbones by these.
+    backbone_cls = keras_hub.models.BertBackbone
+    tokenizer_cls = keras_hub.models.BertTokenizer
+
+    def __init__(
+        self,
+        tokenizer,
+        sequence_length=512,
+        truncation="head",
+        head_length=128,
+        padding="max_length",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if truncation not in packing.TRUNCATION_STRATEGIES:
+            raise ValueError(
+                f"`truncation` must be one of {packing.TRUNCATION_STRATEGIES}. "
+                f"Received: truncation={truncation!r}"
+            )
+        if sequence_length < 3:
+            raise ValueError(
+                "`sequence_length` must leave room for [CLS], [SEP] and at least "
+                f"one word piece. Received: sequence_length={sequence_length}"
+            )
+        if truncation == "head_tail" and not 0 <= head_length <= sequence_length - 2:
+            raise ValueError(
+                f"`head_length` must be between 0 and sequence_length - 2 = "
+                f"{sequence_length - 2}. Received: head_length={head_length}"
+            )
+        if padding not in PADDING_MODES:
+            raise ValueError(
+                f"`padding` must be one of {PADDING_MODES}. Received: padding={padding!r}"
+            )
+        self.tokenizer = tokenizer
+        self.sequence_length = sequence_length
+        self.truncation = truncation
+        self.head_length = head_length
+        self.padding = padding
+
+    def _pack(self, texts):
+        """Strings of shape `(batch,)` to the three model inputs."""
+        token_ids = self.tokenizer(texts)
+        token_ids = packing.truncate(
+            token_ids, self.sequence_length - 2, self.truncation, self.head_length
+        )
+        token_ids = packing.add_special_tokens(
+            token_ids, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        )
+        length = self.sequence_length if self.padding == "max_length" else None
+        token_ids, padding_mask = packing.pad(
+            token_ids, self.tokenizer.pad_token_id, length
+        )
+        return {
+            "token_ids": token_ids,
+            "segment_ids": tf.zeros_like(token_ids),
+            "padding_mask": padding_mask,
+        }
+
+    def call(self, x, y=None, sample_weight=None):
+        texts = tf.convert_to_tensor(x, dtype=tf.string)
+        if texts.shape.rank == 0:
+            texts = texts[tf.newaxis]
+        if texts.shape.rank != 1:
+            raise ValueError(
+                "`ClassifierPreprocessor` takes a batch of strings of shape "
+                f"(batch,). Received shape: {texts.shape}"
+            )
+        if tf.inside_function():
+            features = self._pack(texts)
+        else:
+            # keras-hub tokenizers switch to a pure-Python path when called
+            # eagerly; a tf.function keeps the whole pipeline in TensorFlow.
+            features = self._pack_function(texts)
+        return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
+
+    @property
+    def _pack_function(self):
+        if getattr(self, "_compiled_pack", None) is None:
+            self._compiled_pack = tf.function(
+                self._pack, input_signature=[tf.TensorSpec([None], tf.string)]
+            )
+        return self._compiled_pack
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "sequence_length": self.sequence_length,
+                "truncation": self.truncation,
+                "head_length": self.head_length,
+                "padding": self.padding,
+            }
+        )
+        return config

@@ -1,0 +1,160 @@
+"""One fine-tuning run: train, keep the best epoch, test, export."""
+
+import json
+import math
+import os
+import time
+
+import keras
+
+from kerasbert.backbones import load_backbone
+from kerasbert.data.batching import make_batches
+from kerasbert.export import export_serving
+from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
+from kerasbert.optimizers.schedules import WarmupLinearDecay
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
+from kerasbert.training import callbacks as run_callbacks
+
+METRICS_FILE = "metrics.json"
+
+
+def fine_tune(
+    backbone,
+    train,
+    output_dir,
+    *,
+    validation=None,
+    test=None,
+    sequence_length=512,
+    truncation="head",
+    head_length=128,
+    layers=-1,
+    combine="concat",
+    dropout=0.1,
+    freeze_backbone=False,
+    learning_rate=2e-5,
+    batch_size=24,
+    epochs=4,
+    warmup_proportion=0.1,
+    seed=0,
+    export=True,
+    verbose=1,
+):
+    """Fine-tune a `LayerSelectedClassifier` with the paper's protocol.
+
+    Adam (β1 0.9, β2 0.999) with linear warmup then linear decay; batches
+    padded to their longest member after length bucketing; after training,
+    the epoch with the best validation accuracy is restored and tested.
+    A killed run resumes from its last finished epoch when called again with
+    the same `output_dir`.
+
+    `output_dir` receives `metrics.json` (the settings, per-epoch metrics,
+    the best epoch, validation and test accuracy and error), `history.csv`,
+    TensorBoard `logs/`, `checkpoints/`, `model.keras`, `label_names.json`,
+    `preset/` (the fine-tuned encoder with its tokenizer and preprocessor),
+    and, with `export`, a raw-text SavedModel in `saved_model/`.
+
+    The learning-rate schedule spans `epochs · ceil(len(train) / batch_size)`
+    steps. Bucketing can add up to one partly filled batch per bucket and
+    epoch; steps past the end of the schedule run at rate 0.
+
+    Args:
+        backbone: str. A spec for `kerasbert.load_backbone`.
+        train: `kerasbert.LabeledTexts`. Training examples.
+        output_dir: str. Where everything is written.
+        validation: `kerasbert.LabeledTexts` or None. Used to pick the best
+            epoch; without it the last epoch is kept.
+        test: `kerasbert.LabeledTexts` or None. Evaluated once at the end.
+        sequence_length, truncation, head_length: see
+            `kerasbert.ClassifierPreprocessor`.
+        layers, combine, dropout, freeze_backbone: see
+            `kerasbert.LayerSelectedClassifier`.
+        learning_rate: float. The peak learning rate.
+        batch_size: int. Examples per training step.
+        epochs: int. Passes over the training data.
+        warmup_proportion: float. Fraction of steps spent warming up.
+        seed: int. Seeds weights of new layers, dropout and shuffling.
+        export: bool. Write the raw-text SavedModel.
+        verbose: int. Keras `fit` verbosity (1 shows progress bars).
+
+    Returns:
+        The dict written to `metrics.json`.
+    """
+    settings = {k: v for k, v in locals().items() if k not in ("train", "validation", "test")}
+    for split in (validation, test):
+        if split is not None and split.label_names != train.label_names:
+            raise ValueError(
+                f"{split.source} has label vocabulary {split.label_names}, but the "
+                f"training data has {train.label_names}. Read it with "
+                "label_names=train.label_names."
+            )
+    os.makedirs(output_dir, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+
+    backbone_model, tokenizer = load_backbone(backbone)
+    preprocessor = ClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length, truncation=truncation,
+        head_length=head_length,
+    )
+    model = LayerSelectedClassifier(
+        backbone_model, num_classes=len(train.label_names), layers=layers,
+        combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
+    )
+    total_steps = epochs * math.ceil(len(train) / batch_size)
+    schedule = WarmupLinearDecay(learning_rate, total_steps, warmup_proportion)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-6))
+
+    def batches(data, training):
+        return make_batches(
+            data.to_tf_dataset(), preprocessor, batch_size, shuffle=training,
+            seed=seed, bucket=True,
+        )
+
+    monitor = "val_accuracy" if validation is not None else None
+    started = time.time()
+    model.fit(
+        batches(train, training=True),
+        validation_data=batches(validation, False) if validation is not None else None,
+        epochs=epochs,
+        shuffle=False,  # `batches` shuffles before bucketing.
+        callbacks=run_callbacks.fine_tuning_callbacks(output_dir, monitor),
+        verbose=verbose,
+    )
+    train_seconds = time.time() - started
+
+    history = run_callbacks.read_epoch_history(output_dir)
+    for epoch in history:
+        if "val_accuracy" in epoch:
+            epoch["val_error"] = 1.0 - epoch["val_accuracy"]
+    metrics = {"settings": settings, "label_names": train.label_names, "epochs": history}
+    if monitor:
+        model.load_weights(os.path.join(output_dir, run_callbacks.BEST_WEIGHTS_FILE))
+        best = max(history, key=lambda epoch: epoch[monitor])
+        metrics["best_epoch"] = best["epoch"]
+        metrics["validation"] = {"accuracy": best[monitor], "error": 1.0 - best[monitor]}
+    if test is not None:
+        started_test = time.time()
+        result = model.evaluate(batches(test, False), return_dict=True, verbose=verbose)
+        metrics["test"] = {
+            "accuracy": result["accuracy"],
+            "error": 1.0 - result["accuracy"],
+            "loss": result["loss"],
+            "examples": len(test),
+            "seconds": time.time() - started_test,
+        }
+    metrics["train_seconds"] = train_seconds
+
+    model.save(os.path.join(output_dir, "model.keras"))
+    # The fine-tuned encoder, tokenizer and preprocessor as a keras-hub preset:
+    # `load_backbone` and `ClassifierPreprocessor.from_preset` read it.
+    backbone_model.save_to_preset(os.path.join(output_dir, "preset"))
+    preprocessor.save_to_preset(os.path.join(output_dir, "preset"))
+    with open(os.path.join(output_dir, "label_names.json"), "w") as file:
+        json.dump(train.label_names, file)
+    if export:
+        export_serving(
+            model, preprocessor, os.path.join(output_dir, "saved_model"), train.label_names
+        )
+    with open(os.path.join(output_dir, METRICS_FILE), "w") as file:
+        json.dump(metrics, file, indent=2)
+    return metrics
