@@ -24,6 +24,8 @@ setup(
         "absl-py>=2.1",
         "tensorboard>=2.18",  # TensorFlow 2.21 no longer installs it.
         "safetensors>=0.4",
+        # tensorflow-datasets 4.9 imports it (through etils) without declaring it.
+        "importlib_resources",
     ],
     extras_require={
         "test": ["pytest>=8"],

@@ -1,5 +1,7 @@
 """Raw strings to BERT inputs, with the paper's long-text truncations."""
 
+import weakref
+
 import keras
 import keras_hub
 import tensorflow as tf
@@ -132,16 +134,8 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         else:
             # keras-hub tokenizers switch to a pure-Python path when called
             # eagerly; a tf.function keeps the whole pipeline in TensorFlow.
-            features = self._pack_function(texts)
+            features = _eager_pack_function(self)(texts)
         return keras.utils.pack_x_y_sample_weight(features, y, sample_weight)
-
-    @property
-    def _pack_function(self):
-        if getattr(self, "_compiled_pack", None) is None:
-            self._compiled_pack = tf.function(
-                self._pack, input_signature=[tf.TensorSpec([None], tf.string)]
-            )
-        return self._compiled_pack
 
     def get_config(self):
         config = super().get_config()
@@ -154,3 +148,21 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
             }
         )
         return config
+
+
+# One tf.function per preprocessor for eager calls. It lives here rather than
+# on the layer: SavedModel export walks a layer's attributes and would try to
+# serialise it.
+_EAGER_PACK_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _eager_pack_function(preprocessor):
+    function = _EAGER_PACK_FUNCTIONS.get(preprocessor)
+    if function is None:
+        layer = weakref.ref(preprocessor)
+        function = tf.function(
+            lambda texts: layer()._pack(texts),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
+        _EAGER_PACK_FUNCTIONS[preprocessor] = function
+    return function

@@ -38,6 +38,7 @@ def fine_tune(
     warmup_proportion=0.1,
     seed=0,
     export=True,
+    callbacks=None,
     verbose=1,
 ):
     """Fine-tune a `LayerSelectedClassifier` with the paper's protocol.
@@ -54,9 +55,10 @@ def fine_tune(
     `preset/` (the fine-tuned encoder with its tokenizer and preprocessor),
     and, with `export`, a raw-text SavedModel in `saved_model/`.
 
-    The learning-rate schedule spans `epochs · ceil(len(train) / batch_size)`
-    steps. Bucketing can add up to one partly filled batch per bucket and
-    epoch; steps past the end of the schedule run at rate 0.
+    An epoch is `ceil(len(train) / batch_size)` steps drawn from an endlessly
+    reshuffled stream of the training set: bucketing makes the number of
+    batches of one pass vary a little, and a fixed epoch length keeps Keras
+    from cutting passes short and the schedule's length exact.
 
     Args:
         backbone: str. A spec for `kerasbert.load_backbone`.
@@ -75,12 +77,16 @@ def fine_tune(
         warmup_proportion: float. Fraction of steps spent warming up.
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
+        callbacks: list of Keras callbacks or None. Run after the built-in
+            ones (logging, backup, best checkpoint).
         verbose: int. Keras `fit` verbosity (1 shows progress bars).
 
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("train", "validation", "test")}
+    settings = {
+        k: v for k, v in locals().items() if k not in ("train", "validation", "test", "callbacks")
+    }
     for split in (validation, test):
         if split is not None and split.label_names != train.label_names:
             raise ValueError(
@@ -100,24 +106,27 @@ def fine_tune(
         backbone_model, num_classes=len(train.label_names), layers=layers,
         combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
     )
-    total_steps = epochs * math.ceil(len(train) / batch_size)
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    total_steps = epochs * steps_per_epoch
     schedule = WarmupLinearDecay(learning_rate, total_steps, warmup_proportion)
     model.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-6))
 
     def batches(data, training):
+        # Evaluation keeps the order, so Keras knows the number of batches.
         return make_batches(
             data.to_tf_dataset(), preprocessor, batch_size, shuffle=training,
-            seed=seed, bucket=True,
+            seed=seed, bucket=training,
         )
 
     monitor = "val_accuracy" if validation is not None else None
     started = time.time()
     model.fit(
-        batches(train, training=True),
+        batches(train, training=True).repeat(),
+        steps_per_epoch=steps_per_epoch,
         validation_data=batches(validation, False) if validation is not None else None,
         epochs=epochs,
         shuffle=False,  # `batches` shuffles before bucketing.
-        callbacks=run_callbacks.fine_tuning_callbacks(output_dir, monitor),
+        callbacks=run_callbacks.fine_tuning_callbacks(output_dir, monitor) + list(callbacks or []),
         verbose=verbose,
     )
     train_seconds = time.time() - started

@@ -1,0 +1,56 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kerasbert
+
+TEXTS = ["who was galileo ?", "", "what is the name of the city where the film was made ?" * 5]
+
+# Runs in a fresh interpreter that never imports kerasbert or keras.
+LOAD_AND_SERVE = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # registers the tokenizer's ops
+assert "kerasbert" not in sys.modules and "keras_hub" not in sys.modules
+served = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+out = served(texts=tf.constant(json.loads(sys.argv[2])))
+print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}, default=bytes.decode))
+"""
+
+
+def serve_in_subprocess(path, texts):
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_SERVE, str(path), json.dumps(texts)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_saved_model_predicts_like_keras_model_without_kerasbert(tiny, tmp_path):
+    backbone, tokenizer = tiny
+    preprocessor = kerasbert.ClassifierPreprocessor(
+        tokenizer, sequence_length=32, truncation="head_tail", head_length=8
+    )
+    model = kerasbert.LayerSelectedClassifier(backbone, 3, layers="last4", combine="mean")
+    preprocessor(["warm up the eager path"])  # must not break export
+    kerasbert.export_serving(model, preprocessor, str(tmp_path), ["a", "b", "c"])
+
+    served = serve_in_subprocess(tmp_path, TEXTS)
+    logits = model.predict(preprocessor(TEXTS), verbose=0)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    assert served["label"] == [["a", "b", "c"][i] for i in expected.argmax(axis=1)]
+    assert served["label_names"] == [["a", "b", "c"]] * len(TEXTS)
+
+
+def test_label_count_must_match_model(tiny, tmp_path):
+    backbone, tokenizer = tiny
+    model = kerasbert.LayerSelectedClassifier(backbone, 3)
+    preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)
+    with pytest.raises(ValueError, match="3 outputs but 2 label names"):
+        kerasbert.export_serving(model, preprocessor, str(tmp_path), ["a", "b"])

@@ -1,0 +1,55 @@
+"""The recipes as users run them: subprocesses with flags."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TREC = os.path.join(ROOT, "data", "trec")
+
+
+def run_recipe(name, *flags, timeout=900):
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "recipes", name), *flags],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )
+    return result
+
+
+@pytest.mark.slow
+def test_finetune_recipe_writes_metrics_and_saved_model(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    with open(os.path.join(TREC, "train.jsonl")) as source:
+        lines = source.readlines()
+    (small / "train.jsonl").write_text("".join(lines[:300]))
+    (small / "test.jsonl").write_text("".join(lines[300:360]))
+    out = tmp_path / "run"
+    result = run_recipe(
+        "finetune.py", "--backbone=tiny", f"--train={small}", f"--test={small}",
+        "--epochs=2", "--batch_size=16", "--learning_rate=1e-3", "--layers=last4",
+        "--combine=max", "--truncation=head_tail", "--head_length=16",
+        "--sequence_length=64", f"--output_dir={out}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test error:" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    assert set(metrics["epochs"][0]) >= {"loss", "accuracy", "val_accuracy", "val_error"}
+    assert metrics["settings"]["layers"] == "last4"
+    assert metrics["test"]["examples"] == 60
+    assert (out / "saved_model" / "saved_model.pb").exists()
+    assert json.loads((out / "label_names.json").read_text()) == metrics["label_names"]
+
+
+@pytest.mark.slow
+def test_finetune_recipe_names_bad_input(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": "X"}\n{"txt": "b", "label": "Y"}\n')
+    result = run_recipe(
+        "finetune.py", "--backbone=tiny", f"--train={tmp_path}", f"--output_dir={tmp_path}/o"
+    )
+    assert result.returncode != 0
+    assert "train.jsonl:2: missing field(s) ['text']" in result.stderr

@@ -1,0 +1,91 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import kerasbert
+from kerasbert.data.datasets import LabeledTexts
+
+
+def sentiment_data(n, seed):
+    rng = np.random.default_rng(seed)
+    words = ["good", "bad"]
+    labels = rng.integers(0, 2, n)
+    texts = [f"the film was {words[l]} {'a ' * int(rng.integers(0, 20))}".strip() for l in labels]
+    return LabeledTexts(texts, labels.astype(np.int32), ["pos", "neg"], f"synthetic-{seed}")
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Simulates a kill once `epoch` (0-based) has finished and been backed up."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated kill")
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+RUN = dict(
+    sequence_length=32, learning_rate=3e-3, batch_size=8, epochs=3, seed=0,
+    export=False, verbose=0,
+)
+
+
+@pytest.mark.slow
+def test_fine_tune_learns_keeps_best_epoch_and_writes_outputs(tmp_path):
+    metrics = kerasbert.fine_tune(
+        "tiny", sentiment_data(96, 0), str(tmp_path),
+        validation=sentiment_data(32, 1), test=sentiment_data(32, 2), **RUN,
+    )
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    best = max(metrics["epochs"], key=lambda e: e["val_accuracy"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["validation"]["accuracy"] == best["val_accuracy"]
+    assert metrics["test"]["accuracy"] > 0.9  # "good" vs "bad" is learnable
+    assert metrics["test"]["error"] == pytest.approx(1 - metrics["test"]["accuracy"])
+    with open(tmp_path / "metrics.json") as file:
+        assert json.load(file)["test"] == metrics["test"]
+    for name in ("model.keras", "history.csv", "label_names.json", "preset", "logs"):
+        assert os.path.exists(tmp_path / name), name
+    # The preset directory reloads as a backbone and a preprocessor.
+    backbone, _ = kerasbert.load_backbone(str(tmp_path / "preset"))
+    restored = kerasbert.ClassifierPreprocessor.from_preset(str(tmp_path / "preset"))
+    assert restored.sequence_length == 32 and backbone.num_layers == 2
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
+    data = dict(validation=sentiment_data(16, 1), test=sentiment_data(16, 2))
+    with pytest.raises(KeyboardInterrupt):
+        kerasbert.fine_tune(
+            "tiny", sentiment_data(48, 0), str(tmp_path), callbacks=[StopAfterEpoch(1)],
+            **data, **RUN,
+        )
+    assert not os.path.exists(tmp_path / "metrics.json")
+    recorder = EpochRecorder()
+    metrics = kerasbert.fine_tune(
+        "tiny", sentiment_data(48, 0), str(tmp_path), callbacks=[recorder], **data, **RUN
+    )
+    assert recorder.epochs == [2]  # epochs 0 and 1 were not repeated
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    assert not os.path.exists(tmp_path / "backup")  # removed once training finished
+
+
+def test_mismatched_label_vocabulary_is_rejected(tmp_path):
+    train = sentiment_data(8, 0)
+    other = LabeledTexts(["x"], np.array([0], np.int32), ["neg", "pos"], "other")
+    with pytest.raises(ValueError, match="label vocabulary"):
+        kerasbert.fine_tune("tiny", train, str(tmp_path), validation=other, **RUN)
