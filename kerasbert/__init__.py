@@ -15,6 +15,7 @@ from kerasbert.data.datasets import read_labeled_texts  # noqa: E402
 from kerasbert.export import export_serving  # noqa: E402
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier  # noqa: E402
 from kerasbert.optimizers import schedules  # noqa: E402
+from kerasbert.optimizers.layerwise import LayerwiseDecay  # noqa: E402
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402
 from kerasbert.training.fine_tuning import fine_tune  # noqa: E402
 

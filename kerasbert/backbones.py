@@ -34,7 +34,7 @@ def tiny_vocabulary():
 
 
 def tiny_backbone_and_tokenizer(
-    num_layers=2, hidden_dim=64, num_heads=2, max_sequence_length=512
+    num_layers=2, hidden_dim=64, num_heads=2, max_sequence_length=512, dropout=0.1
 ):
     """A small, randomly initialised BERT and its tokenizer, for tests."""
     vocabulary = tiny_vocabulary()
@@ -46,6 +46,7 @@ def tiny_backbone_and_tokenizer(
         hidden_dim=hidden_dim,
         intermediate_dim=2 * hidden_dim,
         max_sequence_length=max_sequence_length,
+        dropout=dropout,
     )
     return backbone, tokenizer
 

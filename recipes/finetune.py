@@ -42,6 +42,10 @@ flags.DEFINE_float("learning_rate", 2e-5, "Peak learning rate.")
 flags.DEFINE_integer("batch_size", 24, "Batch size.")
 flags.DEFINE_integer("epochs", 4, "Epochs.")
 flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps spent warming up.")
+flags.DEFINE_enum("schedule", "warmup_linear", ["warmup_linear", "slanted_triangular"], "Learning-rate schedule.")
+flags.DEFINE_float("layer_decay", 1.0, "ξ: each layer's rate is ξ times the one above (paper's best: 0.95).")
+flags.DEFINE_enum("layer_decay_convention", "paper", ["paper", "official_code"], "paper: embeddings continue the decay; official_code: embeddings at the base rate.")
+flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (AdamW), off LayerNorm and bias.")
 flags.DEFINE_float("dropout", 0.1, "Dropout before the softmax layer.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Where metrics, checkpoints and the SavedModel go.")
@@ -75,7 +79,10 @@ def main(_):
         combine=FLAGS.combine, dropout=FLAGS.dropout,
         freeze_backbone=FLAGS.freeze_backbone, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
-        warmup_proportion=FLAGS.warmup_proportion, seed=FLAGS.seed,
+        warmup_proportion=FLAGS.warmup_proportion, schedule=FLAGS.schedule,
+        layer_decay=FLAGS.layer_decay,
+        layer_decay_convention=FLAGS.layer_decay_convention,
+        weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
     )
     summary = {k: metrics[k] for k in ("best_epoch", "validation", "test") if k in metrics}
     print(json.dumps(summary, indent=2))

@@ -32,10 +32,13 @@ def test_finetune_recipe_writes_metrics_and_saved_model(tmp_path):
         "finetune.py", "--backbone=tiny", f"--train={small}", f"--test={small}",
         "--epochs=2", "--batch_size=16", "--learning_rate=1e-3", "--layers=last4",
         "--combine=max", "--truncation=head_tail", "--head_length=16",
-        "--sequence_length=64", f"--output_dir={out}",
+        "--sequence_length=64", "--layer_decay=0.9", "--layer_decay_convention=official_code",
+        "--schedule=slanted_triangular", "--weight_decay=0.01", f"--output_dir={out}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test error:" in result.stdout
+    # The per-layer rate table is logged at start (L = 2, ξ = 0.9).
+    assert "transformer_layer_0" in result.stderr and "0.9000" in result.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert set(metrics["epochs"][0]) >= {"loss", "accuracy", "val_accuracy", "val_error"}

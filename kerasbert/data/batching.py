@@ -55,7 +55,7 @@ def make_batches(
         )
     pad_id = preprocessor.tokenizer.pad_token_id
     padding_values = (
-        {"token_ids": pad_id, "segment_ids": 0, "padding_mask": False},
+        {"token_ids": pad_id, "segment_ids": 0, "padding_mask": 0},
         None,
     )
     if not bucket:

@@ -47,8 +47,8 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         sample_weight: optional sample weights, passed through.
 
     Returns:
-        A dict with `"token_ids"`, `"segment_ids"` (int32) and `"padding_mask"`
-        (bool), each of shape `(batch, length)`; with `y`, a tuple
+        A dict with `"token_ids"`, `"segment_ids"` and `"padding_mask"` (1 for
+        real tokens, 0 for padding), int32 tensors of shape `(batch, length)`; with `y`, a tuple
         `(features, y)` or `(features, y, sample_weight)`.
 
     Examples:
@@ -117,7 +117,9 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         return {
             "token_ids": token_ids,
             "segment_ids": tf.zeros_like(token_ids),
-            "padding_mask": padding_mask,
+            # int32, the dtype `BertBackbone` declares; a bool input also
+            # breaks Keras training under `tf.distribute.MirroredStrategy`.
+            "padding_mask": tf.cast(padding_mask, tf.int32),
         }
 
     def call(self, x, y=None, sample_weight=None):

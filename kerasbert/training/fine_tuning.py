@@ -6,16 +6,61 @@ import os
 import time
 
 import keras
+from absl import logging
 
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.export import export_serving
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
+from kerasbert.optimizers.layerwise import LAYER_NORM_AND_BIAS
+from kerasbert.optimizers.layerwise import LayerwiseDecay
+from kerasbert.optimizers.layerwise import format_multiplier_table
+from kerasbert.optimizers.layerwise import layerwise_multipliers
+from kerasbert.optimizers.schedules import SlantedTriangular
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training import callbacks as run_callbacks
 
 METRICS_FILE = "metrics.json"
+SCHEDULES = ("warmup_linear", "slanted_triangular")
+
+
+def build_optimizer(
+    model, learning_rate, total_steps, warmup_proportion=0.1, schedule="warmup_linear",
+    layer_decay=1.0, layer_decay_convention="paper", weight_decay=0.0,
+):
+    """Adam(W) with the paper's schedule and optional layer-wise decay.
+
+    Adam with β1 0.9, β2 0.999 and BERT's ε 1e-6; AdamW when `weight_decay`
+    > 0 (LayerNorm and bias variables excluded). With `layer_decay` < 1 the
+    optimizer is wrapped by `LayerwiseDecay` and the effective rate per layer
+    group is logged.
+    """
+    if schedule == "warmup_linear":
+        rate = WarmupLinearDecay(learning_rate, total_steps, warmup_proportion)
+    elif schedule == "slanted_triangular":
+        rate = SlantedTriangular(learning_rate, total_steps, cut_fraction=warmup_proportion)
+    else:
+        raise ValueError(f"`schedule` must be one of {SCHEDULES}. Received: {schedule!r}")
+    if weight_decay > 0:
+        optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay, epsilon=1e-6)
+    else:
+        optimizer = keras.optimizers.Adam(rate, epsilon=1e-6)
+    if layer_decay == 1.0:
+        if weight_decay > 0:
+            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
+    optimizer = LayerwiseDecay(
+        optimizer, decay=layer_decay, convention=layer_decay_convention,
+        weight_decay_exclusions=LAYER_NORM_AND_BIAS if weight_decay > 0 else None,
+    )
+    table = layerwise_multipliers(model, layer_decay, layer_decay_convention)
+    logging.info(
+        "Layer-wise learning rates (ξ=%s, %s convention, peak lr %s):\n%s",
+        layer_decay, layer_decay_convention, learning_rate,
+        format_multiplier_table(table, learning_rate),
+    )
+    return optimizer
 
 
 def fine_tune(
@@ -36,6 +81,10 @@ def fine_tune(
     batch_size=24,
     epochs=4,
     warmup_proportion=0.1,
+    schedule="warmup_linear",
+    layer_decay=1.0,
+    layer_decay_convention="paper",
+    weight_decay=0.0,
     seed=0,
     export=True,
     callbacks=None,
@@ -74,7 +123,16 @@ def fine_tune(
         learning_rate: float. The peak learning rate.
         batch_size: int. Examples per training step.
         epochs: int. Passes over the training data.
-        warmup_proportion: float. Fraction of steps spent warming up.
+        warmup_proportion: float. Fraction of steps spent warming up (the
+            cut fraction of `"slanted_triangular"`).
+        schedule: str. `"warmup_linear"` (`WarmupLinearDecay`) or
+            `"slanted_triangular"` (`SlantedTriangular`, ratio 32).
+        layer_decay: float. ξ of `kerasbert.LayerwiseDecay`; 1.0 gives every
+            layer the same rate. The paper's best is 0.95 at lr 2e-5.
+        layer_decay_convention: str. `"paper"` or `"official_code"`, see
+            `kerasbert.LayerwiseDecay`.
+        weight_decay: float. Decoupled weight decay (AdamW) when > 0, kept off
+            LayerNorm and bias variables as in BERT, and scaled per layer.
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
         callbacks: list of Keras callbacks or None. Run after the built-in
@@ -107,9 +165,12 @@ def fine_tune(
         combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
     )
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    total_steps = epochs * steps_per_epoch
-    schedule = WarmupLinearDecay(learning_rate, total_steps, warmup_proportion)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, epsilon=1e-6))
+    model.compile(
+        optimizer=build_optimizer(
+            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+            schedule, layer_decay, layer_decay_convention, weight_decay,
+        )
+    )
 
     def batches(data, training):
         # Evaluation keeps the order, so Keras knows the number of batches.
