@@ -13,7 +13,9 @@ from kerasbert.data.datasets import LabeledTexts  # noqa: E402
 from kerasbert.data.datasets import load_dataset  # noqa: E402
 from kerasbert.data.datasets import read_labeled_texts  # noqa: E402
 from kerasbert.export import export_serving  # noqa: E402
+from kerasbert import layers  # noqa: E402
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier  # noqa: E402
+from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier  # noqa: E402
 from kerasbert.optimizers import schedules  # noqa: E402
 from kerasbert.optimizers.layerwise import LayerwiseDecay  # noqa: E402
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402

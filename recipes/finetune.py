@@ -19,6 +19,9 @@ from absl import flags  # noqa: E402
 import kerasbert  # noqa: E402
 
 FLAGS = flags.FLAGS
+LONG_TEXT_STRATEGIES = [
+    "head", "tail", "head_tail", "segments_mean", "segments_max", "segments_attention"
+]
 
 flags.DEFINE_string("backbone", "minilm", "Backbone spec for kerasbert.load_backbone.")
 flags.DEFINE_string("train", None, "Training data: file, directory or TFDS name.")
@@ -33,8 +36,12 @@ flags.DEFINE_list("text_fields", ["text"], "Fields joined to form the text, e.g.
 flags.DEFINE_string("label_field", "label", "The label field.")
 flags.DEFINE_enum("empty_text", "error", ["error", "keep"], "Empty texts: reject, or keep as [CLS] [SEP].")
 flags.DEFINE_integer("sequence_length", 512, "Word pieces per input, [CLS] and [SEP] included.")
-flags.DEFINE_enum("truncation", "head", ["head", "tail", "head_tail"], "Long-text truncation.")
+flags.DEFINE_enum("truncation", "head", ["head", "tail", "head_tail", "segments"], "Long-text handling; segments = hierarchical (see --segment_pooling).")
 flags.DEFINE_integer("head_length", 128, "Head pieces kept under --truncation=head_tail.")
+flags.DEFINE_enum("segment_pooling", "mean", ["mean", "max", "attention"], "Pooling of segment [CLS] vectors under --truncation=segments.")
+flags.DEFINE_integer("max_segments", None, "Most segments per document (first ceil(m/2) + last floor(m/2) kept).")
+flags.DEFINE_integer("segment_stride", 0, "Word pieces shared by consecutive segments.")
+flags.DEFINE_enum("long_text", None, LONG_TEXT_STRATEGIES, "Shorthand for the paper's Table 2 rows: sets --truncation (and --segment_pooling).")
 flags.DEFINE_string("layers", "-1", "Layer(s) read: an int, comma-separated ints, first4, last4 or all.")
 flags.DEFINE_enum("combine", "concat", ["concat", "mean", "max"], "How several layers combine.")
 flags.DEFINE_bool("freeze_backbone", False, "Train the head only (feature-based baseline).")
@@ -58,6 +65,15 @@ def parse_layers(value):
     return indices[0] if len(indices) == 1 else indices
 
 
+def long_text_settings(long_text, truncation, segment_pooling):
+    """(truncation, segment_pooling) from --long_text, or the explicit flags."""
+    if long_text is None:
+        return truncation, segment_pooling
+    if long_text.startswith("segments_"):
+        return "segments", long_text[len("segments_"):]
+    return long_text, segment_pooling
+
+
 def main(_):
     read = dict(
         text_fields=FLAGS.text_fields, label_field=FLAGS.label_field,
@@ -72,10 +88,15 @@ def main(_):
         train, validation = train.split(FLAGS.validation_fraction, seed=FLAGS.seed)
     test = kerasbert.read_labeled_texts(FLAGS.test, FLAGS.test_split, **read) if FLAGS.test else None
 
+    truncation, segment_pooling = long_text_settings(
+        FLAGS.long_text, FLAGS.truncation, FLAGS.segment_pooling
+    )
     metrics = kerasbert.fine_tune(
         FLAGS.backbone, train, FLAGS.output_dir, validation=validation, test=test,
-        sequence_length=FLAGS.sequence_length, truncation=FLAGS.truncation,
-        head_length=FLAGS.head_length, layers=parse_layers(FLAGS.layers),
+        sequence_length=FLAGS.sequence_length, truncation=truncation,
+        head_length=FLAGS.head_length, segment_pooling=segment_pooling,
+        max_segments=FLAGS.max_segments, segment_stride=FLAGS.segment_stride,
+        layers=parse_layers(FLAGS.layers),
         combine=FLAGS.combine, dropout=FLAGS.dropout,
         freeze_backbone=FLAGS.freeze_backbone, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,

@@ -56,3 +56,23 @@ def test_finetune_recipe_names_bad_input(tmp_path):
     )
     assert result.returncode != 0
     assert "train.jsonl:2: missing field(s) ['text']" in result.stderr
+
+
+@pytest.mark.slow
+def test_finetune_recipe_long_text_shorthand_selects_hierarchical_model(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    with open(os.path.join(TREC, "train.jsonl")) as source:
+        lines = source.readlines()
+    (small / "train.jsonl").write_text("".join(lines[:120]))
+    out = tmp_path / "run"
+    result = run_recipe(
+        "finetune.py", "--backbone=tiny", f"--train={small}", "--epochs=1",
+        "--long_text=segments_max", "--sequence_length=8", "--max_segments=4",
+        f"--output_dir={out}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert (settings["truncation"], settings["segment_pooling"]) == ("segments", "max")
+    assert settings["max_segments"] == 4
+    assert (out / "saved_model" / "saved_model.pb").exists()

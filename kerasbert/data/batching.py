@@ -14,9 +14,15 @@ from kerasbert.text import packing
 DEFAULT_BUCKET_BOUNDARIES = (16, 32, 64, 128, 256)
 
 
-def _bucket_boundaries(sequence_length, boundaries):
-    boundaries = DEFAULT_BUCKET_BOUNDARIES if boundaries is None else boundaries
-    return [b for b in sorted(boundaries) if b < sequence_length]
+def _bucket_boundaries(preprocessor, boundaries):
+    if boundaries is not None:
+        return sorted(boundaries)
+    limit = preprocessor.sequence_length
+    if preprocessor.segmented:
+        # Lengths count all word pieces of a document's segments: add
+        # boundaries at 1, 2, 4, 8 and 16 whole segments.
+        return sorted(set(DEFAULT_BUCKET_BOUNDARIES) | {limit * 2**i for i in range(5)})
+    return [b for b in DEFAULT_BUCKET_BOUNDARIES if b < limit]
 
 
 def make_batches(
@@ -39,15 +45,17 @@ def make_batches(
         shuffle: bool. Reshuffle the examples every epoch.
         seed: int or None. The shuffle seed.
         bucket_boundaries: list of int or None. Word-piece lengths (with
-            [CLS]/[SEP]) separating the buckets. Defaults to
-            `(16, 32, 64, 128, 256)`, cut at the preprocessor's
-            `sequence_length`.
+            [CLS]/[SEP]; all segments of a segmented document together)
+            separating the buckets. Defaults to `(16, 32, 64, 128, 256)`, cut
+            at the preprocessor's `sequence_length`, plus 1, 2, 4, 8 and 16
+            whole segments for a segmenting preprocessor.
         bucket: bool. Group similar lengths into the same batch. Without
             bucketing the order of examples is kept, as prediction needs.
 
     Returns:
         A `tf.data.Dataset` of `(features, labels)` with features of shape
-        `(batch, longest length in the batch)`.
+        `(batch, longest length in the batch)`, or with a segmenting
+        preprocessor `(batch, most segments in the batch, longest segment)`.
     """
     if shuffle:
         dataset = dataset.shuffle(
@@ -71,9 +79,10 @@ def make_batches(
         return {k: v[0] for k, v in features.items()}, label
 
     dataset = dataset.map(pack_one, num_parallel_calls=tf.data.AUTOTUNE)
-    boundaries = _bucket_boundaries(preprocessor.sequence_length, bucket_boundaries)
+    boundaries = _bucket_boundaries(preprocessor, bucket_boundaries)
     dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda features, label: tf.shape(features["token_ids"])[0],
+        # Word pieces with padding: a segmented document counts all segments.
+        element_length_func=lambda features, label: tf.size(features["token_ids"]),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=padding_values,

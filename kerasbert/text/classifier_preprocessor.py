@@ -9,6 +9,7 @@ import tensorflow as tf
 from kerasbert.text import packing
 
 PADDING_MODES = ("max_length", "longest")
+TRUNCATIONS = packing.TRUNCATION_STRATEGIES + ("segments",)
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
@@ -23,6 +24,17 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
     - `"head_tail"`: the first `head_length` and the last
       `sequence_length - 2 - head_length` (the paper's best: 128 + 382).
 
+    `truncation="segments"` cuts nothing: it splits each text into
+    k = ⌈n / (sequence_length − 2)⌉ segments, each a full `[CLS] … [SEP]`
+    input, for the paper's hierarchical method (`SegmentPoolingClassifier`).
+    The outputs then have shape `(batch, segments, length)`, where `segments`
+    is the batch's largest k; a segment is real when its padding mask has a
+    non-zero entry, and the missing segments of shorter texts are all padding.
+    `stride` makes consecutive segments share word pieces; `max_segments`
+    caps k, keeping the first ⌈m/2⌉ and last ⌊m/2⌋ segments of a longer text
+    (see `packing.split_into_segments`). Memory then stays bounded by
+    batch × max_segments segments.
+
     Everything runs in-graph on `tf.string` tensors, so the layer can be mapped
     over a `tf.data.Dataset` and saved inside a SavedModel. An empty string is
     valid input and gives `[CLS] [SEP]`.
@@ -31,10 +43,14 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         tokenizer: `keras_hub.models.BertTokenizer`. The word-piece tokenizer.
         sequence_length: int. The model's input length, [CLS] and [SEP]
             included. Defaults to `512`.
-        truncation: str. `"head"`, `"tail"` or `"head_tail"`. Defaults to
-            `"head"`.
+        truncation: str. `"head"`, `"tail"`, `"head_tail"` or `"segments"`.
+            Defaults to `"head"`.
         head_length: int. Word pieces kept from the start under
             `"head_tail"`. Defaults to `128`.
+        max_segments: int or None. Under `"segments"`, the most segments
+            kept per text. Defaults to `None` (all).
+        stride: int. Under `"segments"`, word pieces shared by consecutive
+            segments. Defaults to `0`.
         padding: str. `"max_length"` pads every batch to `sequence_length`;
             `"longest"` pads a batch to its longest member (dynamic padding).
             The model's outputs are the same either way. Defaults to
@@ -73,13 +89,14 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         truncation="head",
         head_length=128,
         padding="max_length",
+        max_segments=None,
+        stride=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if truncation not in packing.TRUNCATION_STRATEGIES:
+        if truncation not in TRUNCATIONS:
             raise ValueError(
-                f"`truncation` must be one of {packing.TRUNCATION_STRATEGIES}. "
-                f"Received: truncation={truncation!r}"
+                f"`truncation` must be one of {TRUNCATIONS}. Received: truncation={truncation!r}"
             )
         if sequence_length < 3:
             raise ValueError(
@@ -91,6 +108,13 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
                 f"`head_length` must be between 0 and sequence_length - 2 = "
                 f"{sequence_length - 2}. Received: head_length={head_length}"
             )
+        if not 0 <= stride < sequence_length - 2:
+            raise ValueError(
+                f"`stride` must be in [0, sequence_length - 2 = {sequence_length - 2}). "
+                f"Received: stride={stride}"
+            )
+        if max_segments is not None and max_segments < 1:
+            raise ValueError(f"`max_segments` must be at least 1. Received: {max_segments}")
         if padding not in PADDING_MODES:
             raise ValueError(
                 f"`padding` must be one of {PADDING_MODES}. Received: padding={padding!r}"
@@ -100,13 +124,25 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         self.truncation = truncation
         self.head_length = head_length
         self.padding = padding
+        self.max_segments = max_segments
+        self.stride = stride
+
+    @property
+    def segmented(self):
+        """Whether outputs have a segment axis: `(batch, segments, length)`."""
+        return self.truncation == "segments"
 
     def _pack(self, texts):
         """Strings of shape `(batch,)` to the three model inputs."""
         token_ids = self.tokenizer(texts)
-        token_ids = packing.truncate(
-            token_ids, self.sequence_length - 2, self.truncation, self.head_length
-        )
+        if self.segmented:
+            token_ids, segments_per_text = packing.split_into_segments(
+                token_ids, self.sequence_length - 2, self.stride, self.max_segments
+            )
+        else:
+            token_ids = packing.truncate(
+                token_ids, self.sequence_length - 2, self.truncation, self.head_length
+            )
         token_ids = packing.add_special_tokens(
             token_ids, self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
         )
@@ -114,6 +150,15 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
         token_ids, padding_mask = packing.pad(
             token_ids, self.tokenizer.pad_token_id, length
         )
+        if self.segmented:
+            # (segments, length) → (texts, segments, length); absent segments
+            # are all padding.
+            token_ids = tf.RaggedTensor.from_row_lengths(
+                token_ids, segments_per_text
+            ).to_tensor(default_value=self.tokenizer.pad_token_id)
+            padding_mask = tf.RaggedTensor.from_row_lengths(
+                padding_mask, segments_per_text
+            ).to_tensor(default_value=False)
         return {
             "token_ids": token_ids,
             "segment_ids": tf.zeros_like(token_ids),
@@ -147,6 +192,8 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
                 "truncation": self.truncation,
                 "head_length": self.head_length,
                 "padding": self.padding,
+                "max_segments": self.max_segments,
+                "stride": self.stride,
             }
         )
         return config

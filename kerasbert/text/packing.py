@@ -55,6 +55,56 @@ def truncate(token_ids, max_length, strategy="head", head_length=128):
     return tf.ragged.boolean_mask(token_ids, token_ids.with_flat_values(keep))
 
 
+def split_into_segments(token_ids, segment_length, stride=0, max_segments=None):
+    """Split every row into consecutive segments of at most `segment_length`.
+
+    Segment j of a row starts at word piece `j · (segment_length − stride)`,
+    so consecutive segments share `stride` pieces. A row of n pieces gives
+    k = 1 + ⌈max(n − segment_length, 0) / (segment_length − stride)⌉
+    segments; with `stride=0` that is ⌈n / segment_length⌉ (at least one,
+    also for an empty row). With `max_segments = m`, a row with more than m
+    segments keeps its first ⌈m/2⌉ and last ⌊m/2⌋ segments (the head and
+    tail of the document, as head+tail truncation does).
+
+    Args:
+        token_ids: int `tf.RaggedTensor` of shape `(batch, None)`.
+        segment_length: int. Word pieces per segment.
+        stride: int. Word pieces shared by consecutive segments.
+        max_segments: int or None. The most segments kept per row.
+
+    Returns:
+        A tuple `(segments, segments_per_row)`: a `tf.RaggedTensor` of shape
+        `(total_segments, None)`, the segments of all rows in order, and an
+        int64 tensor of shape `(batch,)`.
+    """
+    if not 0 <= stride < segment_length:
+        raise ValueError(
+            f"`stride` must be in [0, {segment_length}) for segments of "
+            f"{segment_length} word pieces. Received: stride={stride}"
+        )
+    if max_segments is not None and max_segments < 1:
+        raise ValueError(f"`max_segments` must be at least 1. Received: {max_segments}")
+    step = segment_length - stride
+    lengths = token_ids.row_lengths()
+    overflow = tf.maximum(lengths - segment_length, 0)
+    counts = 1 + (overflow + step - 1) // step
+    segment_index = tf.ragged.range(counts)
+    if max_segments is not None:
+        index = segment_index.flat_values
+        count = tf.gather(counts, segment_index.value_rowids())
+        keep = (index < (max_segments + 1) // 2) | (index >= count - max_segments // 2)
+        segment_index = tf.ragged.boolean_mask(
+            segment_index, segment_index.with_flat_values(keep)
+        )
+    row = segment_index.value_rowids()
+    starts = segment_index.flat_values * step
+    ends = tf.minimum(starts + segment_length, tf.gather(lengths, row))
+    offset = tf.gather(token_ids.row_starts(), row)
+    positions = tf.ragged.range(offset + starts, offset + ends)
+    segments = tf.gather(token_ids.flat_values, positions)
+    return segments, segment_index.row_lengths()
+
+
 def add_special_tokens(token_ids, start_id, end_id):
     """Wrap every row as `[CLS] row [SEP]`."""
     batch_size = token_ids.nrows()
@@ -95,5 +145,5 @@ def trim_padding(features):
         The same dict with every tensor cut to `(batch, longest)`.
     """
     mask = tf.cast(features["padding_mask"], tf.int32)
-    longest = tf.reduce_max(tf.reduce_sum(mask, axis=1))
-    return {name: value[:, :longest] for name, value in features.items()}
+    longest = tf.reduce_max(tf.reduce_sum(mask, axis=-1))
+    return {name: value[..., :longest] for name, value in features.items()}

@@ -12,6 +12,7 @@ from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.export import export_serving
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
+from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
 from kerasbert.optimizers.layerwise import LAYER_NORM_AND_BIAS
 from kerasbert.optimizers.layerwise import LayerwiseDecay
 from kerasbert.optimizers.layerwise import format_multiplier_table
@@ -73,6 +74,9 @@ def fine_tune(
     sequence_length=512,
     truncation="head",
     head_length=128,
+    segment_pooling="mean",
+    max_segments=None,
+    segment_stride=0,
     layers=-1,
     combine="concat",
     dropout=0.1,
@@ -90,7 +94,7 @@ def fine_tune(
     callbacks=None,
     verbose=1,
 ):
-    """Fine-tune a `LayerSelectedClassifier` with the paper's protocol.
+    """Fine-tune a BERT classifier with the paper's protocol.
 
     Adam (β1 0.9, β2 0.999) with linear warmup then linear decay; batches
     padded to their longest member after length bucketing; after training,
@@ -117,7 +121,12 @@ def fine_tune(
             epoch; without it the last epoch is kept.
         test: `kerasbert.LabeledTexts` or None. Evaluated once at the end.
         sequence_length, truncation, head_length: see
-            `kerasbert.ClassifierPreprocessor`.
+            `kerasbert.ClassifierPreprocessor`. `truncation="segments"` trains
+            a `SegmentPoolingClassifier` (the paper's hierarchical method).
+        segment_pooling: str. `"mean"`, `"max"` or `"attention"`, under
+            `truncation="segments"`.
+        max_segments, segment_stride: the preprocessor's `max_segments` and
+            `stride` under `truncation="segments"`.
         layers, combine, dropout, freeze_backbone: see
             `kerasbert.LayerSelectedClassifier`.
         learning_rate: float. The peak learning rate.
@@ -158,12 +167,19 @@ def fine_tune(
     backbone_model, tokenizer = load_backbone(backbone)
     preprocessor = ClassifierPreprocessor(
         tokenizer, sequence_length=sequence_length, truncation=truncation,
-        head_length=head_length,
+        head_length=head_length, max_segments=max_segments, stride=segment_stride,
     )
-    model = LayerSelectedClassifier(
-        backbone_model, num_classes=len(train.label_names), layers=layers,
-        combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
-    )
+    if preprocessor.segmented:
+        backbone_model.trainable = not freeze_backbone
+        model = SegmentPoolingClassifier(
+            backbone_model, num_classes=len(train.label_names), pooling=segment_pooling,
+            layers=layers, combine=combine, dropout=dropout,
+        )
+    else:
+        model = LayerSelectedClassifier(
+            backbone_model, num_classes=len(train.label_names), layers=layers,
+            combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
+        )
     steps_per_epoch = math.ceil(len(train) / batch_size)
     model.compile(
         optimizer=build_optimizer(

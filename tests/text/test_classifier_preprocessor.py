@@ -124,3 +124,35 @@ def test_rejects_non_batch_input(tiny):
     preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=8)
     with pytest.raises(ValueError, match="shape"):
         preprocessor([["a", "b"]])
+
+
+def test_segments_are_full_bert_inputs_and_padding_segments_are_empty(tiny):
+    _, tokenizer = tiny
+    preprocessor = kerasbert.ClassifierPreprocessor(
+        tokenizer, sequence_length=6, truncation="segments"
+    )
+    features = preprocessor([LONG_TEXT, "a b"])
+    assert features["token_ids"].shape == (2, 3, 6)
+    assert features["token_ids"].numpy()[0].tolist() == [
+        ids("a b c d".split()), ids("e f g h".split()), ids(["i", "j"]) + [0, 0]
+    ]
+    # A short text is exactly one segment; the rest is padding.
+    assert features["token_ids"].numpy()[1, 0].tolist() == ids(["a", "b"]) + [0, 0]
+    assert features["padding_mask"].numpy().any(axis=-1).tolist() == [
+        [True, True, True], [True, False, False]
+    ]
+
+
+def test_segments_with_stride_cap_and_dynamic_padding(tiny):
+    _, tokenizer = tiny
+    preprocessor = kerasbert.ClassifierPreprocessor(
+        tokenizer, sequence_length=6, truncation="segments", stride=1, max_segments=2,
+        padding="longest",
+    )
+    features = preprocessor([LONG_TEXT])
+    # Segments start every 3 pieces: abcd, defg, ghij; the cap keeps first and last.
+    assert features["token_ids"].numpy()[0].tolist() == [
+        ids("a b c d".split()), ids("g h i j".split())
+    ]
+    dataset = tf.data.Dataset.from_tensor_slices([LONG_TEXT, "a"]).batch(2).map(preprocessor)
+    assert next(iter(dataset))["token_ids"].shape == (2, 2, 6)

@@ -48,3 +48,31 @@ def test_trim_padding_keeps_longest_real_row():
     }
     trimmed = packing.trim_padding(features)
     assert trimmed["token_ids"].numpy().tolist() == [[5, 6], [5, 0]]
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected_segments, expected_counts",
+    [
+        ({}, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10], [1, 2, 3], []], [3, 1, 1]),
+        ({"stride": 1}, [[1, 2, 3, 4], [4, 5, 6, 7], [7, 8, 9, 10], [1, 2, 3], []], [3, 1, 1]),
+        ({"max_segments": 2}, [[1, 2, 3, 4], [9, 10], [1, 2, 3], []], [2, 1, 1]),
+        ({"max_segments": 1}, [[1, 2, 3, 4], [1, 2, 3], []], [1, 1, 1]),
+    ],
+)
+def test_split_into_segments(kwargs, expected_segments, expected_counts):
+    segments, counts = packing.split_into_segments(ROWS, 4, **kwargs)
+    assert segments.to_list() == expected_segments
+    assert counts.numpy().tolist() == expected_counts
+
+
+def test_segment_count_is_ceil_of_length_over_segment_length():
+    rows = tf.ragged.constant([list(range(n)) for n in (510, 511, 1020, 1021, 3045)])
+    _, counts = packing.split_into_segments(rows, 510)
+    assert counts.numpy().tolist() == [1, 2, 2, 3, 6]
+
+
+def test_split_rejects_bad_stride_and_cap():
+    with pytest.raises(ValueError, match="stride"):
+        packing.split_into_segments(ROWS, 4, stride=4)
+    with pytest.raises(ValueError, match="max_segments"):
+        packing.split_into_segments(ROWS, 4, max_segments=0)

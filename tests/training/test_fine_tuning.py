@@ -89,3 +89,17 @@ def test_mismatched_label_vocabulary_is_rejected(tmp_path):
     other = LabeledTexts(["x"], np.array([0], np.int32), ["neg", "pos"], "other")
     with pytest.raises(ValueError, match="label vocabulary"):
         kerasbert.fine_tune("tiny", train, str(tmp_path), validation=other, **RUN)
+
+
+@pytest.mark.slow
+def test_fine_tune_hierarchical_segments_learns(tmp_path):
+    metrics = kerasbert.fine_tune(
+        "tiny", sentiment_data(96, 0), str(tmp_path), validation=sentiment_data(32, 1),
+        test=sentiment_data(32, 2), truncation="segments", segment_pooling="attention",
+        max_segments=3, **dict(RUN, sequence_length=8),
+    )
+    # With 6 word pieces per segment, "good"/"bad" sits in the second segment.
+    assert metrics["test"]["accuracy"] > 0.9
+    model = keras.saving.load_model(str(tmp_path / "model.keras"))
+    assert isinstance(model, kerasbert.SegmentPoolingClassifier)
+    assert model.pooling == "attention"

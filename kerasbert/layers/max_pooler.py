@@ -1,0 +1,53 @@
+"""Masked maximum over a sequence axis."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class MaxPooler(keras.layers.Layer):
+    """Take the element-wise maximum over the real (unmasked) steps.
+
+    Args:
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float tensor of shape `(batch, steps, hidden)`.
+        mask: tensor of shape `(batch, steps)`, non-zero for real steps.
+            `None` treats every step as real.
+
+    Returns:
+        A tensor of shape `(batch, hidden)`. A row without real steps gives
+        zeros.
+
+    Examples:
+    ```python
+    import numpy as np
+    x = np.array([[[1.0, 5.0], [3.0, 4.0], [9.0, 9.0]]])
+    kerasbert.layers.MaxPooler()(x, mask=np.array([[1, 1, 0]]))  # [[3., 5.]]
+    ```
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        real = ops.not_equal(mask, 0)[..., None]
+        lowest = ops.full_like(inputs, -65504.0)  # finite in float16 too
+        pooled = ops.max(ops.where(real, inputs, lowest), axis=1)
+        any_real = ops.any(real, axis=1)
+        return ops.where(any_real, pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs, mask=None):
+        # The steps axis is pooled away, and the mask with it.
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        # Explicit, so that a `DTypePolicy` passed as `dtype` serializes.
+        return super().get_config()

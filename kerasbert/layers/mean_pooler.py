@@ -1,0 +1,52 @@
+"""Masked mean over a sequence axis."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class MeanPooler(keras.layers.Layer):
+    """Average the vectors of the real (unmasked) steps.
+
+    Args:
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float tensor of shape `(batch, steps, hidden)`.
+        mask: tensor of shape `(batch, steps)`, non-zero for real steps.
+            `None` treats every step as real.
+
+    Returns:
+        A tensor of shape `(batch, hidden)`. A row without real steps gives
+        zeros.
+
+    Examples:
+    ```python
+    import numpy as np
+    x = np.array([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])
+    kerasbert.layers.MeanPooler()(x, mask=np.array([[1, 1, 0]]))  # [[2., 3.]]
+    ```
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.mean(inputs, axis=1)
+        weights = ops.cast(ops.not_equal(mask, 0), inputs.dtype)[..., None]
+        total = ops.sum(inputs * weights, axis=1)
+        count = ops.maximum(ops.sum(weights, axis=1), 1.0)
+        return total / count
+
+    def compute_mask(self, inputs, mask=None):
+        # The steps axis is pooled away, and the mask with it.
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        # Explicit, so that a `DTypePolicy` passed as `dtype` serializes.
+        return super().get_config()

@@ -1,0 +1,145 @@
+"""The paper's hierarchical classifier for documents longer than BERT reads."""
+
+import keras
+
+from kerasbert.layers import layer_selection
+from kerasbert.layers.attention_pooler import AttentionPooler
+from kerasbert.layers.max_pooler import MaxPooler
+from kerasbert.layers.mean_pooler import MeanPooler
+from kerasbert.layers.segment_encoder import SegmentEncoder
+
+POOLERS = {"mean": MeanPooler, "max": MaxPooler, "attention": AttentionPooler}
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class SegmentPoolingClassifier(keras.Model):
+    """Classify long documents from the pooled [CLS] vectors of their segments.
+
+    Sun et al. (2019, §5.3.1): a document of L word pieces is split into
+    k = ⌈L/510⌉ segments (`ClassifierPreprocessor(truncation="segments")`),
+    each segment is encoded by BERT, the [CLS] vectors of the segments are
+    pooled by `"mean"`, `"max"` or `"attention"` (a learned softmax over the
+    real segments), and p(c|h) = softmax(W·h). All real segments of a batch
+    are encoded in one backbone call; padding segments are skipped, so they
+    cost nothing and change no output. A one-segment document gets exactly
+    the output of a `LayerSelectedClassifier` with the same weights.
+
+    Args:
+        backbone: `keras_hub.models.BertBackbone`. The encoder.
+        num_classes: int. The number of classes.
+        pooling: str. `"mean"`, `"max"` or `"attention"`. Defaults to
+            `"mean"`.
+        layers: int, list of ints, or `"first4"`, `"last4"`, `"all"`. The
+            layers whose [CLS] vectors represent a segment (see
+            `LayerSelectedClassifier`). Defaults to `-1`, the last layer.
+        combine: str. How several layers combine: `"concat"`, `"mean"`,
+            `"max"`. Defaults to `"concat"`.
+        dropout: float. Dropout before the softmax layer. Defaults to `0.1`.
+
+    Examples:
+    ```python
+    backbone, tokenizer = kerasbert.load_backbone("tiny")
+    preprocessor = kerasbert.ClassifierPreprocessor(
+        tokenizer, sequence_length=8, truncation="segments"
+    )
+    model = kerasbert.SegmentPoolingClassifier(backbone, 2, pooling="attention")
+    features = preprocessor(["a b c d e f g h i j k l m n", "a short one"])
+    model.predict(features, verbose=0).shape  # (2, 2)
+    ```
+
+    References:
+    - [Sun et al., 2019](https://arxiv.org/abs/1905.05583), Table 2.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        pooling="mean",
+        layers=-1,
+        combine="concat",
+        dropout=0.1,
+        **kwargs,
+    ):
+        if pooling not in POOLERS:
+            raise ValueError(f"`pooling` must be one of {tuple(POOLERS)}. Received: {pooling!r}")
+        if combine not in layer_selection.COMBINATIONS:
+            raise ValueError(
+                f"`combine` must be one of {layer_selection.COMBINATIONS}. Received: {combine!r}"
+            )
+        if num_classes < 2:
+            raise ValueError(f"`num_classes` must be at least 2. Received: {num_classes}")
+        indices = layer_selection.resolve_layers(layers, backbone.num_layers)
+
+        # === Layers ===
+        self.backbone = backbone
+        backbone.get_layer("pooled_dense").trainable = False
+        dtype = backbone.dtype_policy
+        states = layer_selection.cls_states(backbone, indices)
+        merge = layer_selection.combiner(combine, len(indices), dtype=dtype)
+        segment_vector = merge(states) if merge else states[0]
+        self.segment_encoder = SegmentEncoder(
+            keras.Model(backbone.input, segment_vector, name="cls_encoder"),
+            dtype=dtype,
+            name="segment_encoder",
+        )
+        self.pooler = POOLERS[pooling](dtype=dtype, name=f"{pooling}_pooler")
+        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        self.output_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=dtype,
+            name="logits",
+        )
+
+        # === Functional Model ===
+        inputs = {
+            name: keras.Input(shape=(None, None), dtype="int32", name=name)
+            for name in ("token_ids", "segment_ids", "padding_mask")
+        }
+        vectors, segment_mask = self.segment_encoder(inputs)
+        pooled = self.pooler(vectors, mask=segment_mask)
+        outputs = self.output_dense(self.output_dropout(pooled))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.pooling = pooling
+        self.layer_selection = layers
+        self.layer_indices = indices
+        self.combine = combine
+        self.dropout = dropout
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Compile with the paper's defaults; see `LayerSelectedClassifier.compile`."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(2e-5)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_classes": self.num_classes,
+            "pooling": self.pooling,
+            "layers": self.layer_selection,
+            "combine": self.combine,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["backbone"], dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
