@@ -19,14 +19,21 @@ def run_recipe(name, *flags, timeout=900):
     return result
 
 
-@pytest.mark.slow
-def test_finetune_recipe_writes_metrics_and_saved_model(tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
+def trec_subset(directory, train_examples, test_examples=0):
+    """A directory with the first TREC training lines as train (and test)."""
+    directory.mkdir()
     with open(os.path.join(TREC, "train.jsonl")) as source:
         lines = source.readlines()
-    (small / "train.jsonl").write_text("".join(lines[:300]))
-    (small / "test.jsonl").write_text("".join(lines[300:360]))
+    (directory / "train.jsonl").write_text("".join(lines[:train_examples]))
+    if test_examples:
+        test_lines = lines[train_examples:train_examples + test_examples]
+        (directory / "test.jsonl").write_text("".join(test_lines))
+    return directory
+
+
+@pytest.mark.slow
+def test_finetune_recipe_writes_metrics_and_saved_model(tmp_path):
+    small = trec_subset(tmp_path / "small", 300, 60)
     out = tmp_path / "run"
     result = run_recipe(
         "finetune.py", "--backbone=tiny", f"--train={small}", f"--test={small}",
@@ -60,11 +67,7 @@ def test_finetune_recipe_names_bad_input(tmp_path):
 
 @pytest.mark.slow
 def test_finetune_recipe_long_text_shorthand_selects_hierarchical_model(tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    with open(os.path.join(TREC, "train.jsonl")) as source:
-        lines = source.readlines()
-    (small / "train.jsonl").write_text("".join(lines[:120]))
+    small = trec_subset(tmp_path / "small", 120)
     out = tmp_path / "run"
     result = run_recipe(
         "finetune.py", "--backbone=tiny", f"--train={small}", "--epochs=1",

@@ -3,10 +3,11 @@
 import keras
 
 from kerasbert.layers import layer_selection
+from kerasbert.models.backbone_classifier import BackboneClassifier
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class LayerSelectedClassifier(keras.Model):
+class LayerSelectedClassifier(BackboneClassifier):
     """Classify from the [CLS] hidden state of one or several encoder layers.
 
     Computes p(c|h) = softmax(W·h), where h is the [CLS] vector of the chosen
@@ -59,13 +60,7 @@ class LayerSelectedClassifier(keras.Model):
         **kwargs,
     ):
         indices = layer_selection.resolve_layers(layers, backbone.num_layers)
-        if combine not in layer_selection.COMBINATIONS:
-            raise ValueError(
-                f"`combine` must be one of {layer_selection.COMBINATIONS}. "
-                f"Received: combine={combine!r}"
-            )
-        if num_classes < 2:
-            raise ValueError(f"`num_classes` must be at least 2. Received: {num_classes}")
+        self.check_head_arguments(num_classes, combine)
 
         # === Layers ===
         self.backbone = backbone
@@ -75,14 +70,8 @@ class LayerSelectedClassifier(keras.Model):
         self.combiner = layer_selection.combiner(
             combine, len(indices), dtype=backbone.dtype_policy
         )
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
-        self.output_dense = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy,
-            name="logits",
+        self.output_dropout, self.output_dense = self.classification_head(
+            num_classes, dropout, backbone.dtype_policy
         )
 
         # === Functional Model ===
@@ -100,28 +89,6 @@ class LayerSelectedClassifier(keras.Model):
         self.dropout = dropout
         self.freeze_backbone = freeze_backbone
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Compile with the paper's defaults unless told otherwise.
-
-        `"auto"` means Adam at 2e-5 (Sun et al. 2019 §5.2), sparse categorical
-        cross-entropy on logits, and accuracy.
-        """
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(2e-5)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips re-compiling a loaded model whose `compile` is
-        # overridden; ours takes the same arguments, so it can be re-run and
-        # the optimizer state of a saved model comes back.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def get_config(self):
         return {
             "name": self.name,
@@ -133,10 +100,3 @@ class LayerSelectedClassifier(keras.Model):
             "dropout": self.dropout,
             "freeze_backbone": self.freeze_backbone,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config["backbone"], dict):
-            config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

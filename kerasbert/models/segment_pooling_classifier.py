@@ -3,6 +3,7 @@
 import keras
 
 from kerasbert.layers import layer_selection
+from kerasbert.models.backbone_classifier import BackboneClassifier
 from kerasbert.layers.attention_pooler import AttentionPooler
 from kerasbert.layers.max_pooler import MaxPooler
 from kerasbert.layers.mean_pooler import MeanPooler
@@ -12,7 +13,7 @@ POOLERS = {"mean": MeanPooler, "max": MaxPooler, "attention": AttentionPooler}
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class SegmentPoolingClassifier(keras.Model):
+class SegmentPoolingClassifier(BackboneClassifier):
     """Classify long documents from the pooled [CLS] vectors of their segments.
 
     Sun et al. (2019, §5.3.1): a document of L word pieces is split into
@@ -63,12 +64,7 @@ class SegmentPoolingClassifier(keras.Model):
     ):
         if pooling not in POOLERS:
             raise ValueError(f"`pooling` must be one of {tuple(POOLERS)}. Received: {pooling!r}")
-        if combine not in layer_selection.COMBINATIONS:
-            raise ValueError(
-                f"`combine` must be one of {layer_selection.COMBINATIONS}. Received: {combine!r}"
-            )
-        if num_classes < 2:
-            raise ValueError(f"`num_classes` must be at least 2. Received: {num_classes}")
+        self.check_head_arguments(num_classes, combine)
         indices = layer_selection.resolve_layers(layers, backbone.num_layers)
 
         # === Layers ===
@@ -84,12 +80,8 @@ class SegmentPoolingClassifier(keras.Model):
             name="segment_encoder",
         )
         self.pooler = POOLERS[pooling](dtype=dtype, name=f"{pooling}_pooler")
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
-        self.output_dense = keras.layers.Dense(
-            num_classes,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=dtype,
-            name="logits",
+        self.output_dropout, self.output_dense = self.classification_head(
+            num_classes, dropout, backbone.dtype_policy
         )
 
         # === Functional Model ===
@@ -110,21 +102,6 @@ class SegmentPoolingClassifier(keras.Model):
         self.combine = combine
         self.dropout = dropout
 
-    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
-        """Compile with the paper's defaults; see `LayerSelectedClassifier.compile`."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(2e-5)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if metrics == "auto":
-            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def get_config(self):
         return {
             "name": self.name,
@@ -136,10 +113,3 @@ class SegmentPoolingClassifier(keras.Model):
             "combine": self.combine,
             "dropout": self.dropout,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config["backbone"], dict):
-            config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
