@@ -28,6 +28,7 @@ flags.DEFINE_string("train", None, "Training data: file, directory or TFDS name.
 flags.DEFINE_string("validation", None, "Validation data; unset carves --validation_fraction off train.")
 flags.DEFINE_float("validation_fraction", 0.1, "Fraction of train carved off as validation when --validation is unset; 0 keeps the last epoch instead.")
 flags.DEFINE_string("test", None, "Test data, evaluated with the best epoch.")
+flags.DEFINE_integer("train_examples", None, "Use a seeded random subset of this many training examples (before carving validation).")
 flags.DEFINE_string("train_split", "train", "Split read from a directory or TFDS for --train.")
 flags.DEFINE_string("validation_split", "validation", "Split read for --validation.")
 flags.DEFINE_string("test_split", "test", "Split read for --test.")
@@ -80,6 +81,8 @@ def main(_):
         data_dir=FLAGS.data_dir, empty_text=FLAGS.empty_text,
     )
     train = kerasbert.read_labeled_texts(FLAGS.train, FLAGS.train_split, **read)
+    if FLAGS.train_examples:
+        train = train.sample(FLAGS.train_examples, seed=FLAGS.seed)
     read["label_names"] = train.label_names
     validation = None
     if FLAGS.validation:

@@ -17,3 +17,17 @@ def test_plot_schedules_writes_png(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_long_text_benchmark_prints_a_row_per_strategy():
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "benchmark_long_text.py"),
+         "--backbone=tiny", "--documents=4", "--batch_size=2", "--sequence_length=16",
+         "--head_length=4", f"--data={os.path.join(ROOT, 'data', 'trec', 'test.jsonl')}",
+         "--strategies=head_tail,segments_attention"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["head_tail", "segments_attention"]

@@ -50,6 +50,18 @@ class LabeledTexts:
         """A `tf.data.Dataset` of `(text, label)` pairs."""
         return tf.data.Dataset.from_tensor_slices((self.texts, self.labels))
 
+    def sample(self, count, seed=0):
+        """A reproducible random subset of `count` examples, in file order."""
+        if not 0 < count <= len(self):
+            raise ValueError(
+                f"Cannot sample {count} examples from the {len(self)} of {self.source}."
+            )
+        chosen = np.sort(np.random.default_rng(seed).choice(len(self), count, replace=False))
+        return LabeledTexts(
+            [self.texts[i] for i in chosen], self.labels[chosen], self.label_names,
+            f"{self.source} ({count} sampled)",
+        )
+
     def split(self, fraction, seed=0):
         """Carve a random `fraction` off as a second set, reproducibly.
 

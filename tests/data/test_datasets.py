@@ -137,3 +137,14 @@ def test_tfds_dataset_read_from_local_data_dir(tmp_path):
     ]
     with pytest.raises(FileNotFoundError, match="never downloads"):
         kerasbert.read_labeled_texts("tfds:kerasbert_absent", data_dir=str(tmp_path))
+
+
+def test_sample_is_reproducible_subset(tmp_path):
+    records = [{"text": f"text {i}", "label": str(i % 2)} for i in range(50)]
+    data = kerasbert.read_labeled_texts(write_jsonl(tmp_path / "a.jsonl", records))
+    sample = data.sample(10, seed=1)
+    assert sample.texts == data.sample(10, seed=1).texts
+    assert len(set(sample.texts)) == 10 and set(sample.texts) <= set(data.texts)
+    assert sample.texts == sorted(sample.texts, key=data.texts.index)  # file order kept
+    with pytest.raises(ValueError, match="Cannot sample 51"):
+        data.sample(51)
