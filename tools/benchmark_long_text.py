@@ -75,10 +75,10 @@ def main(_):
         )
         if segmented:
             model = kerasbert.SegmentPoolingClassifier(
-                backbone, 2, pooling=strategy[len("segments_"):]
+                backbone, len(data.label_names), pooling=strategy[len("segments_"):]
             )
         else:
-            model = kerasbert.LayerSelectedClassifier(backbone, 2)
+            model = kerasbert.LayerSelectedClassifier(backbone, len(data.label_names))
         model.compile(optimizer=keras.optimizers.Adam(2e-5))
         dataset = tf.data.Dataset.from_tensor_slices((texts, labels))
         batches = list(kerasbert.make_batches(dataset, preprocessor, FLAGS.batch_size, bucket=False))
