@@ -19,6 +19,8 @@ from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
 from kerasbert.optimizers import schedules  # noqa: E402
 from kerasbert.optimizers.layerwise import LayerwiseDecay  # noqa: E402
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402
+from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer  # noqa: E402
 from kerasbert.training.fine_tuning import fine_tune  # noqa: E402
+from kerasbert.training.pretraining import further_pretrain  # noqa: E402
 
 __version__ = "0.1.0"

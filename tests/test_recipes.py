@@ -79,3 +79,25 @@ def test_finetune_recipe_long_text_shorthand_selects_hierarchical_model(tmp_path
     assert (settings["truncation"], settings["segment_pooling"]) == ("segments", "max")
     assert settings["max_segments"] == 4
     assert (out / "saved_model" / "saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_further_pretrain_then_finetune_from_its_backbone(tmp_path):
+    small = trec_subset(tmp_path / "small", 200, 40)
+    pretrained = tmp_path / "pretrained"
+    result = run_recipe(
+        "further_pretrain.py", "--backbone=tiny", f"--corpus={small / 'train.jsonl'}",
+        f"--corpus={small / 'test.jsonl'}@0.5", "--nsp", "--steps=4", "--warmup_steps=1",
+        "--checkpoint_every=2", "--batch_size=4", "--sequence_length=32",
+        f"--output_dir={pretrained}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((pretrained / "metrics.json").read_text())
+    assert metrics["final_step"] == 4
+    assert {"mlm_accuracy", "nsp_accuracy"} <= set(metrics["history"][-1])
+    result = run_recipe(
+        "finetune.py", f"--backbone={pretrained / 'backbone'}", f"--train={small}",
+        f"--test={small}", "--epochs=1", "--sequence_length=32", f"--output_dir={tmp_path / 'ft'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test error:" in result.stdout

@@ -24,7 +24,9 @@ def read_epoch_history(output_dir):
     with open(path, newline="") as file:
         for row in csv.DictReader(file):
             epoch = int(row.pop("epoch"))
-            by_epoch[epoch] = {"epoch": epoch + 1, **{k: float(v) for k, v in row.items()}}
+            # CSVLogger writes "NA" for metrics an epoch did not produce.
+            values = {k: float(v) for k, v in row.items() if v not in ("", "NA")}
+            by_epoch[epoch] = {"epoch": epoch + 1, **values}
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 

@@ -1,0 +1,214 @@
+"""Streaming text corpora for further pre-training (Sun et al. 2019, §4.2).
+
+In-task (ITPT), in-domain (IDPT) and cross-domain (CDPT) further pre-training
+differ only in the corpus: one source, several sources of a domain, or
+sources of several domains. `pretraining_dataset` mixes any number of
+sources by weight, splits documents into sentences, packs consecutive
+sentences into sequences of at most `sequence_length` word pieces and, for
+next-sentence prediction, pairs them with their true continuation or, half
+of the time, a random sentence run of another document. Documents are read
+one at a time, so a corpus larger than memory streams.
+"""
+
+import collections
+import csv
+import json
+import os
+import random
+import re
+
+import tensorflow as tf
+
+# Sentence ends: English . ! ? followed by space, and Chinese 。！？ (no space).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
+_RANDOM_NEXT_BUFFER = 1000
+
+
+def split_sentences(text):
+    """Split text into sentences on . ! ? (then whitespace) and on 。！？.
+
+    Examples:
+    ```python
+    kerasbert.data.corpus.split_sentences("It rains. Really? 我很好。你呢？")
+    # ['It rains.', 'Really?', '我很好。', '你呢？']
+    ```
+    """
+    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+def iter_documents(spec, text_fields=("text",), split="train", data_dir=None):
+    """Yield the documents of a source one by one, as strings.
+
+    Args:
+        spec: str. A `.txt` file (documents separated by blank lines), a
+            JSONL / CSV / TSV file, or `tfds:NAME` (read from `data_dir`).
+        text_fields: sequence of str. Fields joined to form a document.
+        split: str. The TFDS split.
+        data_dir: str or None. The TFDS data directory.
+    """
+    if spec.startswith("tfds:"):
+        import tensorflow_datasets as tfds
+
+        dataset = tfds.builder(spec[5:], data_dir=data_dir).as_dataset(split=split)
+        for example in tfds.as_numpy(dataset):
+            yield " ".join(example[f].decode("utf-8") for f in text_fields)
+        return
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"Corpus source {spec!r} is not a file (nor a 'tfds:NAME').")
+    extension = os.path.splitext(spec)[1].lower()
+    with open(spec, encoding="utf-8", errors="strict", newline="") as file:
+        try:
+            if extension == ".txt":
+                lines = []
+                for line in file:
+                    if line.strip():
+                        lines.append(line.strip())
+                    elif lines:
+                        yield " ".join(lines)
+                        lines = []
+                if lines:
+                    yield " ".join(lines)
+            elif extension in (".jsonl", ".json"):
+                for number, line in enumerate(file, start=1):
+                    if line.strip():
+                        record = json.loads(line)
+                        yield _join_fields(record, text_fields, f"{spec}:{number}")
+            elif extension in (".csv", ".tsv"):
+                reader = csv.DictReader(file, delimiter="," if extension == ".csv" else "\t")
+                for record in reader:
+                    yield _join_fields(record, text_fields, f"{spec}:{reader.line_num}")
+            else:
+                raise ValueError(
+                    f"Unknown corpus file type {spec!r}; expected .txt, .jsonl, .csv or .tsv."
+                )
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{spec}: invalid UTF-8 ({error}).") from None
+
+
+def _join_fields(record, text_fields, where):
+    missing = [f for f in text_fields if f not in record]
+    if missing:
+        raise ValueError(f"{where}: missing field(s) {missing}; the record has {sorted(record)}.")
+    return " ".join(str(record[f]) for f in text_fields)
+
+
+def parse_source(source):
+    """`"spec@weight"` → `(spec, weight)`; a bare spec has weight 1."""
+    spec, _, weight = source.rpartition("@")
+    if not spec or not re.fullmatch(r"[0-9.eE+-]+", weight):
+        return source, 1.0
+    if float(weight) <= 0:
+        raise ValueError(f"Corpus weight must be positive. Received: {source!r}")
+    return spec, float(weight)
+
+
+class SentencePacker:
+    """Pack a stream of documents into pre-training examples.
+
+    Consecutive sentences of one document are packed greedily into runs of
+    at most `max_pieces` word pieces. Without NSP each run is one example
+    `(run, "", 0)`. With NSP a run is cut at a random sentence boundary into
+    A and B; half of the time B is replaced by a random run of an earlier
+    document, giving `(A, B, 1)`, otherwise `(A, B, 0)`. A one-sentence run
+    is cut in the middle of its words. Counting uses the tokenizer, so the
+    packed lengths are in word pieces.
+    """
+
+    def __init__(self, tokenizer, max_pieces, nsp=False, seed=0):
+        self.tokenizer = tokenizer
+        self.max_pieces = max_pieces
+        self.nsp = nsp
+        self.random = random.Random(seed)
+        self.others = collections.deque(maxlen=_RANDOM_NEXT_BUFFER)
+
+    def _lengths(self, sentences):
+        # Eager keras-hub tokenizers return Python lists.
+        return [len(ids) for ids in self.tokenizer(sentences)]
+
+    def runs(self, document):
+        sentences = split_sentences(document)
+        if not sentences:
+            return
+        run, run_pieces = [], 0
+        for sentence, pieces in zip(sentences, self._lengths(sentences)):
+            if run and run_pieces + pieces > self.max_pieces:
+                yield run
+                run, run_pieces = [], 0
+            run.append(sentence)
+            run_pieces += pieces
+        yield run
+
+    def examples(self, documents):
+        for document_index, document in enumerate(documents):
+            for run in self.runs(document):
+                if not self.nsp:
+                    yield " ".join(run), "", 0
+                    continue
+                if len(run) == 1:
+                    words = run[0].split()
+                    half = max(1, len(words) // 2)
+                    run = [" ".join(words[:half]), " ".join(words[half:])]
+                cut = self.random.randint(1, len(run) - 1)
+                first, second = " ".join(run[:cut]), " ".join(run[cut:])
+                candidates = [r for d, r in self.others if d != document_index]
+                if candidates and self.random.random() < 0.5:
+                    yield first, self.random.choice(candidates), 1
+                else:
+                    yield first, second, 0
+                self.others.append((document_index, second))
+
+
+def pretraining_dataset(
+    sources,
+    tokenizer,
+    sequence_length=128,
+    nsp=False,
+    text_fields=("text",),
+    data_dir=None,
+    seed=0,
+):
+    """An endless, seeded `tf.data.Dataset` of pre-training text examples.
+
+    Args:
+        sources: list of `(spec, weight)` (see `iter_documents`, `parse_source`).
+            Examples are drawn from source i with probability weight_i / Σ.
+            Each source repeats when exhausted.
+        tokenizer: the backbone's tokenizer, for counting word pieces.
+        sequence_length: int. Model input length; runs hold at most
+            `sequence_length − 2` pieces (− 3 with NSP).
+        nsp: bool. Produce sentence pairs for next-sentence prediction.
+        text_fields: sequence of str. Fields of JSONL/CSV/TSV sources.
+        data_dir: str or None. TFDS data directory.
+        seed: int. Seeds NSP sampling and the mixing of sources.
+
+    Returns:
+        A `tf.data.Dataset` of `(text_a, text_b, is_random_next)` with
+        `tf.string`, `tf.string`, `tf.int32` scalars (`text_b` is empty
+        without NSP).
+    """
+    max_pieces = sequence_length - (3 if nsp else 2)
+    signature = (
+        tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int32)
+    )
+
+    def source_dataset(index, spec):
+        def generate():
+            packer = SentencePacker(tokenizer, max_pieces, nsp, seed=seed + index)
+            while True:
+                count = 0
+                for example in packer.examples(iter_documents(spec, text_fields, data_dir=data_dir)):
+                    count += 1
+                    yield example
+                if count == 0:
+                    raise ValueError(f"Corpus source {spec!r} holds no text.")
+
+        return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+    datasets = [source_dataset(i, spec) for i, (spec, _) in enumerate(sources)]
+    if len(datasets) == 1:
+        return datasets[0]
+    weights = [weight for _, weight in sources]
+    total = sum(weights)
+    return tf.data.Dataset.sample_from_datasets(
+        datasets, weights=[w / total for w in weights], seed=seed
+    )

@@ -1,0 +1,120 @@
+"""Masked-LM (and next-sentence) further pre-training of a BERT backbone."""
+
+import keras
+import keras_hub
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class MaskedLMPretrainer(keras.Model):
+    """BERT's pre-training objectives on a keras-hub `BertBackbone`.
+
+    Outputs `{"mlm": logits}` of shape `(batch, mask_positions, vocabulary)`
+    for the masked positions, and with `nsp=True` also `{"nsp": logits}` of
+    shape `(batch, 2)` (0 = B follows A, 1 = B is random) read from the
+    backbone's pooled output, as in BERT and the paper's further
+    pre-training (MLM + NSP).
+
+    The MLM head is keras-hub's `MaskedLMHead` with its output projection
+    tied to the token embeddings. Checkpoints loaded as a bare encoder, such
+    as all-MiniLM-L6-v2 (a sentence-embedding model that ships no LM head),
+    start with a freshly initialised head transform and output bias; only
+    the embeddings it is tied to are pretrained.
+
+    Inputs are those of `keras_hub.models.BertMaskedLMPreprocessor`:
+    `token_ids`, `segment_ids`, `padding_mask` and `mask_positions`.
+
+    Args:
+        backbone: `keras_hub.models.BertBackbone`.
+        nsp: bool. Add the next-sentence-prediction head. Defaults to
+            `False`.
+
+    Examples:
+    ```python
+    backbone, tokenizer = kerasbert.load_backbone("tiny")
+    preprocessor = keras_hub.models.BertMaskedLMPreprocessor(
+        tokenizer, sequence_length=16, mask_selection_length=4
+    )
+    pretrainer = kerasbert.MaskedLMPretrainer(backbone)
+    x, y, sample_weight = preprocessor(["the film was good", "who was galileo ?"])
+    pretrainer.predict(x, verbose=0)["mlm"].shape  # (2, 4, vocabulary size)
+    ```
+    """
+
+    def __init__(self, backbone, nsp=False, **kwargs):
+        # === Layers ===
+        self.backbone = backbone
+        self.masked_lm_head = keras_hub.layers.MaskedLMHead(
+            vocabulary_size=backbone.vocabulary_size,
+            token_embedding=backbone.token_embedding,
+            intermediate_activation="gelu",
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy,
+            name="mlm_head",
+        )
+        self.nsp_head = None
+        if nsp:
+            self.nsp_head = keras.layers.Dense(
+                2,
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                dtype=backbone.dtype_policy,
+                name="nsp_logits",
+            )
+        else:
+            backbone.get_layer("pooled_dense").trainable = False
+
+        # === Functional Model ===
+        inputs = {
+            **backbone.input,
+            "mask_positions": keras.Input(shape=(None,), dtype="int32", name="mask_positions"),
+        }
+        encoded = backbone(backbone.input)
+        outputs = {
+            "mlm": self.masked_lm_head(encoded["sequence_output"], inputs["mask_positions"])
+        }
+        if nsp:
+            outputs["nsp"] = self.nsp_head(encoded["pooled_output"])
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.nsp = nsp
+
+    def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
+        """Compile with BERT's losses unless told otherwise.
+
+        `"auto"`: AdamW at 5e-5 (the paper's further pre-training rate),
+        sparse cross-entropy on logits for each head, and MLM accuracy over
+        the real masked positions (weighted by `mask_weights`).
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(5e-5, weight_decay=0.01)
+        if loss == "auto":
+            heads = ("mlm", "nsp") if self.nsp else ("mlm",)
+            loss = {name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                    for name in heads}
+        if weighted_metrics == "auto":
+            weighted_metrics = {"mlm": [keras.metrics.SparseCategoricalAccuracy("accuracy")]}
+            if self.nsp:
+                weighted_metrics["nsp"] = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        super().compile(
+            optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs
+        )
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            "nsp": self.nsp,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["backbone"], dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)

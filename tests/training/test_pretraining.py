@@ -1,0 +1,119 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kerasbert
+from kerasbert.backbones import tiny_vocabulary
+from kerasbert.training import pretraining
+
+TEXTS = ["the film was good .", "who was galileo ?", "what is the name of the city ?"]
+
+
+def test_masking_never_selects_special_tokens(tiny):
+    _, tokenizer = tiny
+    # Select and mask everything selectable, deterministically.
+    inputs = pretraining.masked_lm_inputs(
+        tokenizer, 16, nsp=True, mask_rate=1.0, max_predictions=16, mask_token_rate=1.0,
+        random_token_rate=0.0,
+    )
+    x, y, sample_weight = inputs(tf.constant(TEXTS), tf.constant(["a b", "c", "d e f"]),
+                                 tf.constant([0, 1, 0]))
+    vocabulary = tiny_vocabulary()
+    special = {vocabulary.index(t) for t in ("[CLS]", "[SEP]", "[PAD]")}
+    real = sample_weight["mlm"].numpy() > 0
+    targets = y["mlm"].numpy()[real]
+    assert targets.size > 0 and not set(targets.tolist()) & special
+    token_ids = x["token_ids"].numpy()
+    for row, positions, weights in zip(token_ids, x["mask_positions"].numpy(), real):
+        assert set(row[positions[weights]].tolist()) == {vocabulary.index("[MASK]")}
+        # [CLS] and [SEP] stay in place.
+        assert row[0] == vocabulary.index("[CLS]")
+    assert x["padding_mask"].dtype == tf.int32
+    assert y["nsp"].numpy().tolist() == [0, 1, 0]
+
+
+def test_pretrainer_heads_and_tied_embeddings(tiny):
+    backbone, _ = tiny
+    model = kerasbert.MaskedLMPretrainer(backbone, nsp=True)
+    assert set(model.output.keys() if isinstance(model.output, dict) else []) == {"mlm", "nsp"}
+    head = model.get_layer("mlm_head")
+    assert head.token_embedding is backbone.token_embedding
+
+
+@pytest.mark.slow
+def test_mlm_loss_falls_and_backbone_reloads_identically(tmp_path):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 20))
+    metrics = kerasbert.further_pretrain(
+        "tiny", [(str(corpus_file), 1.0)], str(tmp_path / "run"), steps=60, warmup_steps=5,
+        learning_rate=3e-3, batch_size=8, sequence_length=16, checkpoint_every=20,
+        verbose=0,
+    )
+    losses = [row["loss"] for row in metrics["history"]]
+    assert [row["step"] for row in metrics["history"]] == [20, 40, 60]
+    assert losses[-1] < 0.7 * losses[0]
+    backbone, tokenizer = kerasbert.load_backbone(str(tmp_path / "run" / "backbone"))
+    trained = kerasbert.MaskedLMPretrainer.from_config(
+        {"backbone": kerasbert.load_backbone("tiny")[0]}
+    )
+    trained.load_weights(str(tmp_path / "run" / "checkpoints" / "step-00000060.weights.h5"))
+    features = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)(TEXTS)
+    np.testing.assert_allclose(
+        backbone(features)["sequence_output"],
+        trained.backbone(features)["sequence_output"], atol=1e-6,
+    )
+
+
+class KillAtStep(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt("simulated kill")
+
+
+class StepRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps.append(int(self.model.optimizer.iterations.numpy()))
+
+
+@pytest.mark.slow
+def test_killed_pretraining_resumes_at_last_checkpoint(tmp_path):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 20))
+    run = dict(steps=6, warmup_steps=1, batch_size=4, sequence_length=16,
+               checkpoint_every=2, keep_checkpoints=10, verbose=0)
+    output = str(tmp_path / "run")
+    with pytest.raises(KeyboardInterrupt):
+        kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output,
+                                   callbacks=[KillAtStep(5)], **run)
+    checkpoint_dir = os.path.join(output, "checkpoints")
+    assert sorted(os.listdir(checkpoint_dir)) == [
+        "checkpoint.json", "step-00000002.weights.h5", "step-00000004.weights.h5"
+    ]
+    written = os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004.weights.h5"))
+    recorder = StepRecorder()
+    metrics = kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output,
+                                         callbacks=[recorder], **run)
+    assert metrics["resumed_from_step"] == 4 and metrics["final_step"] == 6
+    assert recorder.steps == [4, 5]  # steps 0-3 not repeated, none skipped
+    assert sorted(os.listdir(checkpoint_dir))[1:] == [
+        "step-00000002.weights.h5", "step-00000004.weights.h5", "step-00000006.weights.h5"
+    ]
+    assert os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004.weights.h5")) == written
+    assert [row["step"] for row in metrics["history"]] == [2, 4, 6]
+
+
+def test_steps_must_be_a_multiple_of_checkpoint_every(tmp_path):
+    with pytest.raises(ValueError, match="multiple of `checkpoint_every`"):
+        kerasbert.further_pretrain("tiny", [("x.txt", 1.0)], str(tmp_path), steps=10,
+                                   warmup_steps=1, checkpoint_every=3)
