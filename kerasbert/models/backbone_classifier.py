@@ -3,16 +3,12 @@
 import keras
 
 from kerasbert.layers import layer_selection
+from kerasbert.models.backbone_model import BackboneModel
 
 
-class BackboneClassifier(keras.Model):
-    """Base of the classifiers: paper defaults for `compile`, config plumbing.
-
-    Subclasses build a functional model in `__init__`, store `self.backbone`,
-    and return their arguments (with the backbone serialized) from
-    `get_config`; `from_config` here deserializes the backbone and calls the
-    constructor, like keras-hub's `Task`.
-    """
+class BackboneClassifier(BackboneModel):
+    """Base of the classifiers: argument checks, the softmax head, and the
+    paper's defaults for `compile`."""
 
     @staticmethod
     def check_head_arguments(num_classes, combine):
@@ -50,18 +46,3 @@ class BackboneClassifier(keras.Model):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        # Keras skips re-compiling a loaded model whose `compile` is
-        # overridden; ours takes the same arguments, so it can be re-run and
-        # the optimizer state of a saved model comes back.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config["backbone"], dict):
-            config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)

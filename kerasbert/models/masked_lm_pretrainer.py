@@ -3,9 +3,11 @@
 import keras
 import keras_hub
 
+from kerasbert.models.backbone_model import BackboneModel
+
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class MaskedLMPretrainer(keras.Model):
+class MaskedLMPretrainer(BackboneModel):
     """BERT's pre-training objectives on a keras-hub `BertBackbone`.
 
     Outputs `{"mlm": logits}` of shape `(batch, mask_positions, vocabulary)`
@@ -99,10 +101,6 @@ class MaskedLMPretrainer(keras.Model):
             optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs
         )
 
-    def compile_from_config(self, config):
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     def get_config(self):
         return {
@@ -111,10 +109,3 @@ class MaskedLMPretrainer(keras.Model):
             "backbone": keras.layers.serialize(self.backbone),
             "nsp": self.nsp,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config["backbone"], dict):
-            config["backbone"] = keras.layers.deserialize(config["backbone"])
-        return cls(**config)
