@@ -18,6 +18,7 @@ from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier  
 from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier  # noqa: E402
 from kerasbert.optimizers import schedules  # noqa: E402
 from kerasbert.optimizers.layerwise import LayerwiseDecay  # noqa: E402
+from kerasbert import text  # noqa: E402
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer  # noqa: E402
 from kerasbert.training.fine_tuning import fine_tune  # noqa: E402

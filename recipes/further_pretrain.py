@@ -36,6 +36,7 @@ flags.DEFINE_integer("sequence_length", 128, "Word pieces per sequence.")
 flags.DEFINE_bool("nsp", False, "Add next-sentence prediction (the paper used MLM + NSP).")
 flags.DEFINE_float("mask_rate", 0.15, "Fraction of word pieces selected for MLM.")
 flags.DEFINE_integer("max_predictions", 20, "Most MLM predictions per sequence.")
+flags.DEFINE_bool("whole_word_masking", False, "Mask all word pieces of a selected word together.")
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (off LayerNorm and bias).")
 flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 2, "Recent checkpoints kept.")
@@ -51,6 +52,7 @@ def main(_):
         learning_rate=FLAGS.learning_rate, batch_size=FLAGS.batch_size,
         sequence_length=FLAGS.sequence_length, nsp=FLAGS.nsp,
         mask_rate=FLAGS.mask_rate, max_predictions=FLAGS.max_predictions,
+        whole_word_masking=FLAGS.whole_word_masking,
         weight_decay=FLAGS.weight_decay, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, text_fields=FLAGS.text_fields,
         data_dir=FLAGS.data_dir, seed=FLAGS.seed,

@@ -1,0 +1,2 @@
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: F401
+from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator  # noqa: F401

@@ -12,6 +12,7 @@ from kerasbert.backbones import load_backbone
 from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.optimizers.schedules import WarmupLinearDecay
+from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
 from kerasbert.training.callbacks import read_epoch_history
 
 CHECKPOINT_DIR = "checkpoints"
@@ -64,6 +65,8 @@ def masked_lm_inputs(
     max_predictions=20,
     mask_token_rate=0.8,
     random_token_rate=0.1,
+    whole_word_masking=False,
+    seed=None,
 ):
     """A `tf.data` map from text batches to `MaskedLMPretrainer` training triples.
 
@@ -71,7 +74,9 @@ def masked_lm_inputs(
     `BertMaskedLMPreprocessor`: `mask_rate` of the word pieces (never [CLS],
     [SEP] or [PAD]) are selected, at most `max_predictions` per sequence;
     of those `mask_token_rate` become [MASK], `random_token_rate` a random
-    token, the rest stay.
+    token, the rest stay. With `whole_word_masking`, kerasbert's
+    `WholeWordMaskGenerator` selects whole words instead (all pieces of a
+    word are masked together).
 
     Returns:
         A function `(text_a, text_b, is_random_next) → (x, y, sample_weight)`
@@ -84,8 +89,35 @@ def masked_lm_inputs(
         random_token_rate=random_token_rate,
     )
 
+    if whole_word_masking:
+        packer = keras_hub.layers.MultiSegmentPacker(
+            start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
+            pad_value=tokenizer.pad_token_id, sequence_length=sequence_length,
+        )
+        word_masker = WholeWordMaskGenerator(
+            tokenizer.get_vocabulary(), mask_rate, max_predictions,
+            tokenizer.mask_token_id,
+            [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
+            mask_token_rate, random_token_rate, seed=seed,
+        )
+
+        def mask(texts):
+            token_ids, segment_ids = packer(tuple(tokenizer(t) for t in texts))
+            masked = word_masker(token_ids)
+            x = {
+                "token_ids": masked["token_ids"],
+                "segment_ids": segment_ids,
+                "padding_mask": token_ids != tokenizer.pad_token_id,
+                "mask_positions": masked["mask_positions"],
+            }
+            return x, masked["mask_ids"], masked["mask_weights"]
+    else:
+
+        def mask(texts):
+            return masker(texts if len(texts) > 1 else texts[0])
+
     def model_inputs(text_a, text_b, is_random_next):
-        x, mask_ids, mask_weights = masker((text_a, text_b) if nsp else text_a)
+        x, mask_ids, mask_weights = mask((text_a, text_b) if nsp else (text_a,))
         # int32 like `BertBackbone`'s input (a bool input breaks MirroredStrategy).
         x["padding_mask"] = tf.cast(x["padding_mask"], tf.int32)
         y, sample_weight = {"mlm": mask_ids}, {"mlm": mask_weights}
@@ -110,6 +142,7 @@ def further_pretrain(
     nsp=False,
     mask_rate=0.15,
     max_predictions=20,
+    whole_word_masking=False,
     weight_decay=0.01,
     checkpoint_every=1000,
     keep_checkpoints=2,
@@ -152,6 +185,8 @@ def further_pretrain(
         nsp: bool. Add next-sentence prediction (sentence pairs, 50 % random).
         mask_rate: float. Fraction of word pieces selected for prediction.
         max_predictions: int. Most predictions per sequence.
+        whole_word_masking: bool. Mask whole words (see
+            `WholeWordMaskGenerator`) instead of single word pieces.
         weight_decay: float. AdamW's decoupled weight decay.
         checkpoint_every: int. Steps between checkpoints (and log rows).
         keep_checkpoints: int. How many recent checkpoints to keep.
@@ -176,7 +211,7 @@ def further_pretrain(
     backbone_model, tokenizer = load_backbone(backbone)
     model_inputs = masked_lm_inputs(
         tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
-        max_predictions=max_predictions,
+        max_predictions=max_predictions, whole_word_masking=whole_word_masking,
     )
 
     model = MaskedLMPretrainer(backbone_model, nsp=nsp)

@@ -117,3 +117,41 @@ def test_steps_must_be_a_multiple_of_checkpoint_every(tmp_path):
     with pytest.raises(ValueError, match="multiple of `checkpoint_every`"):
         kerasbert.further_pretrain("tiny", [("x.txt", 1.0)], str(tmp_path), steps=10,
                                    warmup_steps=1, checkpoint_every=3)
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word_together():
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "gal", "##ile", "##o", "was",
+                  "here", "un", "##real"]
+    masker = kerasbert.text.WholeWordMaskGenerator(
+        vocabulary, mask_selection_rate=0.5, mask_selection_length=4, mask_token_id=4,
+        unselectable_token_ids=[0, 2, 3], mask_token_rate=1.0, random_token_rate=0.0, seed=3,
+    )
+    # [CLS] gal ##ile ##o was here un ##real [SEP] [PAD]
+    row = [2, 5, 6, 7, 8, 9, 10, 11, 3, 0]
+    words = [[1, 2, 3], [4], [5], [6, 7]]
+    token_ids = tf.constant([row] * 64)
+    out = masker(token_ids)
+    masked = out["token_ids"].numpy() == 4
+    assert not masked[:, [0, 8, 9]].any()  # [CLS], [SEP], [PAD]
+    for word in words:
+        assert (masked[:, word].all(axis=1) == masked[:, word].any(axis=1)).all()
+    assert (masked.sum(axis=1) <= 4).all() and masked.any()
+    weights = out["mask_weights"].numpy()
+    assert (weights.sum(axis=1) == masked.sum(axis=1)).all()
+    positions = out["mask_positions"].numpy()
+    ids = out["mask_ids"].numpy()
+    for r in range(64):
+        real = weights[r] > 0
+        assert (np.array(row)[positions[r][real]] == ids[r][real]).all()
+
+
+@pytest.mark.slow
+def test_whole_word_masking_pretraining_runs(tmp_path):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 5))
+    metrics = kerasbert.further_pretrain(
+        "tiny", [(str(corpus_file), 1.0)], str(tmp_path / "run"), steps=4, warmup_steps=1,
+        batch_size=4, sequence_length=16, checkpoint_every=2, nsp=True,
+        whole_word_masking=True, verbose=0,
+    )
+    assert metrics["final_step"] == 4 and np.isfinite(metrics["history"][-1]["loss"])

@@ -1,0 +1,149 @@
+"""Whole-word masking for masked-LM pre-training, in-graph."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="kerasbert")
+class WholeWordMaskGenerator(keras.layers.Layer):
+    """Mask whole words, not single word pieces, for masked-LM training.
+
+    A word is a word piece that does not start with `##` followed by its `##`
+    continuations. Each word is selected with probability
+    `mask_selection_rate`; the word pieces of selected words are masked
+    together, up to `mask_selection_length` pieces per sequence (a word that
+    would cross the limit is left out whole). Per selected word,
+    `mask_token_rate` of the time all its pieces become `[MASK]`,
+    `random_token_rate` of the time random tokens, otherwise they stay.
+    `unselectable_token_ids` (e.g. [CLS], [SEP], [PAD]) are never selected.
+
+    The outputs match keras-hub's `MaskedLMMaskGenerator`, which this
+    complements (it selects single word pieces).
+
+    Args:
+        vocabulary: list of str. The word-piece vocabulary, in id order.
+        mask_selection_rate: float. Probability of selecting a word.
+        mask_selection_length: int. Most masked pieces per sequence.
+        mask_token_id: int. The id of `[MASK]`.
+        unselectable_token_ids: list of int. Never selected.
+        mask_token_rate: float. Share of selected words replaced by `[MASK]`.
+        random_token_rate: float. Share of selected words replaced randomly.
+        seed: int or None. Seeds the random draws.
+
+    Call arguments:
+        token_ids: int tensor of shape `(batch, length)`, packed inputs.
+
+    Returns:
+        A dict with `token_ids` (masked), `mask_positions`, `mask_ids` and
+        `mask_weights`, the last three of shape `(batch, mask_selection_length)`.
+
+    Examples:
+    ```python
+    _, tokenizer = kerasbert.load_backbone("tiny")
+    masker = kerasbert.text.WholeWordMaskGenerator(
+        tokenizer.get_vocabulary(), mask_selection_rate=1.0, mask_selection_length=8,
+        mask_token_id=tokenizer.token_to_id("[MASK]"), unselectable_token_ids=[0, 2, 3],
+    )
+    token_ids = tf.ragged.constant(tokenizer(["who was galileo ?"])).to_tensor()
+    masker(token_ids)["mask_weights"]  # 1 for each piece of each word
+    ```
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        mask_selection_rate,
+        mask_selection_length,
+        mask_token_id,
+        unselectable_token_ids=(),
+        mask_token_rate=0.8,
+        random_token_rate=0.1,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mask_token_rate + random_token_rate > 1:
+            raise ValueError(
+                "`mask_token_rate + random_token_rate` must be at most 1. Received: "
+                f"{mask_token_rate} + {random_token_rate}"
+            )
+        self.vocabulary = list(vocabulary)
+        self.mask_selection_rate = mask_selection_rate
+        self.mask_selection_length = mask_selection_length
+        self.mask_token_id = mask_token_id
+        self.unselectable_token_ids = list(unselectable_token_ids)
+        self.mask_token_rate = mask_token_rate
+        self.random_token_rate = random_token_rate
+        self.seed = seed
+        self._continuation = tf.constant([t.startswith("##") for t in self.vocabulary])
+
+    def call(self, token_ids):
+        token_ids = tf.convert_to_tensor(token_ids)
+        shape = tf.shape(token_ids)
+        batch_size, length = shape[0], shape[1]
+        continuation = tf.gather(self._continuation, token_ids)
+        selectable = tf.reduce_all(
+            tf.not_equal(token_ids[..., None], tf.constant(self.unselectable_token_ids or [-1],
+                                                           token_ids.dtype)),
+            axis=-1,
+        )
+        word_start = selectable & ~continuation
+        # Word index of every piece; pieces before a row's first word get -1.
+        word = tf.cumsum(tf.cast(word_start, tf.int32), axis=1) - 1
+        in_word = selectable & (word >= 0)
+        word = tf.maximum(word, 0)
+
+        def per_word(draw):
+            # One draw per word index, shared by all pieces of that word.
+            return tf.gather(draw, word, batch_dims=1)
+
+        seed = self.seed
+        chosen = per_word(tf.random.uniform([batch_size, length], seed=seed)) < self.mask_selection_rate
+        chosen &= in_word
+        # Keep whole words within the per-sequence budget.
+        over = tf.cumsum(tf.cast(chosen, tf.int32), axis=1) > self.mask_selection_length
+        flat_word = word + tf.range(batch_size)[:, None] * length
+        word_over = tf.math.unsorted_segment_max(
+            tf.cast(over & chosen, tf.int32), flat_word, batch_size * length
+        )
+        chosen &= tf.equal(tf.gather(word_over, flat_word), 0)
+
+        action = per_word(tf.random.uniform([batch_size, length], seed=None if seed is None else seed + 1))
+        random_ids = tf.random.uniform(
+            tf.shape(token_ids), maxval=len(self.vocabulary), dtype=token_ids.dtype
+        )
+        masked = tf.where(
+            chosen & (action < self.mask_token_rate),
+            tf.cast(self.mask_token_id, token_ids.dtype),
+            tf.where(
+                chosen & (action < self.mask_token_rate + self.random_token_rate),
+                random_ids,
+                token_ids,
+            ),
+        )
+        positions = tf.broadcast_to(tf.range(length), shape)
+        chosen_positions = tf.ragged.boolean_mask(positions, chosen)
+        chosen_ids = tf.ragged.boolean_mask(token_ids, chosen)
+        budget = [None, self.mask_selection_length]
+        return {
+            "token_ids": masked,
+            "mask_positions": chosen_positions.to_tensor(shape=budget),
+            "mask_ids": chosen_ids.to_tensor(shape=budget),
+            "mask_weights": tf.ones_like(chosen_ids, tf.float32).to_tensor(shape=budget),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary": self.vocabulary,
+                "mask_selection_rate": self.mask_selection_rate,
+                "mask_selection_length": self.mask_selection_length,
+                "mask_token_id": self.mask_token_id,
+                "unselectable_token_ids": self.unselectable_token_ids,
+                "mask_token_rate": self.mask_token_rate,
+                "random_token_rate": self.random_token_rate,
+                "seed": self.seed,
+            }
+        )
+        return config
