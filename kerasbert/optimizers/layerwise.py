@@ -21,6 +21,10 @@ import re
 import keras
 from keras import ops
 
+from kerasbert.optimizers.derived import BUILTIN_OPTIMIZERS
+from kerasbert.optimizers.derived import derive
+from kerasbert.optimizers.derived import derived_class
+
 CONVENTIONS = ("paper", "official_code")
 # keras-hub BERT embedding variables: token_embedding/…, position_embedding/…,
 # segment_embedding/…, embeddings_layer_norm/….
@@ -197,27 +201,15 @@ class _LayerwiseDecayMixin:
         return config
 
 
-_LAYERWISE_CLASSES = {}
-
-
 def layerwise_class(optimizer_class):
     """The layer-wise-decay subclass of a Keras optimizer class.
 
-    Created once per class and registered for Keras serialization as
-    `kerasbert>Layerwise<ClassName>`. The subclasses of Keras' built-in
-    optimizers exist as soon as kerasbert is imported, so saved models that
-    use them load; for a custom optimizer class, call this (or
-    `LayerwiseDecay`) once before loading.
+    Registered for Keras serialization as `kerasbert>Layerwise<ClassName>`.
+    The subclasses of Keras' built-in optimizers exist as soon as kerasbert
+    is imported, so saved models that use them load; for a custom optimizer
+    class, call this (or `LayerwiseDecay`) once before loading.
     """
-    if optimizer_class not in _LAYERWISE_CLASSES:
-        name = f"Layerwise{optimizer_class.__name__}"
-        subclass = type(name, (_LayerwiseDecayMixin, optimizer_class), {
-            "__doc__": f"`{optimizer_class.__name__}` with layer-wise learning rates."
-        })
-        _LAYERWISE_CLASSES[optimizer_class] = keras.saving.register_keras_serializable(
-            package="kerasbert", name=name
-        )(subclass)
-    return _LAYERWISE_CLASSES[optimizer_class]
+    return derived_class(_LayerwiseDecayMixin, optimizer_class, "Layerwise")
 
 
 def LayerwiseDecay(
@@ -264,38 +256,17 @@ def LayerwiseDecay(
     References:
     - [Sun et al., 2019](https://arxiv.org/abs/1905.05583), §4.3 and Table 4.
     """
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(
-            f"`optimizer` must be a Keras optimizer instance. Received: {optimizer!r}"
-        )
-    if isinstance(optimizer, _LayerwiseDecayMixin):
-        raise ValueError("`optimizer` already has layer-wise learning rates.")
-    if optimizer.built:
-        raise ValueError("Wrap the optimizer before it is built (before training starts).")
-    config = optimizer.get_config()
-    config.update(
+    return derive(
+        optimizer,
+        _LayerwiseDecayMixin,
+        "Layerwise",
         decay=decay,
         convention=convention,
         multipliers=multipliers,
         num_layers=num_layers,
         weight_decay_exclusions=weight_decay_exclusions,
     )
-    # `from_config` revives a serialized learning-rate schedule.
-    return layerwise_class(type(optimizer)).from_config(config)
 
 
-for _optimizer_class in (
-    keras.optimizers.SGD,
-    keras.optimizers.Adam,
-    keras.optimizers.AdamW,
-    keras.optimizers.Adamax,
-    keras.optimizers.Nadam,
-    keras.optimizers.RMSprop,
-    keras.optimizers.Adagrad,
-    keras.optimizers.Adadelta,
-    keras.optimizers.Adafactor,
-    keras.optimizers.Lion,
-    keras.optimizers.Lamb,
-    keras.optimizers.Ftrl,
-):
+for _optimizer_class in BUILTIN_OPTIMIZERS:
     layerwise_class(_optimizer_class)
