@@ -21,7 +21,10 @@ from kerasbert.optimizers.layerwise import LayerwiseDecay  # noqa: E402
 from kerasbert import text  # noqa: E402
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer  # noqa: E402
+from kerasbert.models.multi_task_classifier import MultiTaskClassifier  # noqa: E402
 from kerasbert.training.fine_tuning import fine_tune  # noqa: E402
+from kerasbert.training.multitask import Task  # noqa: E402
+from kerasbert.training.multitask import multitask_fine_tune  # noqa: E402
 from kerasbert.training.pretraining import further_pretrain  # noqa: E402
 
 __version__ = "0.1.0"

@@ -51,6 +51,7 @@ def fine_tuning_callbacks(output_dir, monitor=None):
     Returns:
         A list of Keras callbacks.
     """
+    os.makedirs(output_dir, exist_ok=True)
     backup_dir = os.path.join(output_dir, BACKUP_DIR)
     history_path = os.path.join(output_dir, HISTORY_FILE)
     if not os.path.exists(backup_dir):

@@ -91,6 +91,7 @@ def fine_tune(
     weight_decay=0.0,
     seed=0,
     export=True,
+    head_weights=None,
     callbacks=None,
     verbose=1,
 ):
@@ -144,6 +145,8 @@ def fine_tune(
             LayerNorm and bias variables as in BERT, and scaled per layer.
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
+        head_weights: list of arrays or None. Initial `[kernel, bias]` of the
+            softmax layer (e.g. a multi-task head), instead of random ones.
         callbacks: list of Keras callbacks or None. Run after the built-in
             ones (logging, backup, best checkpoint).
         verbose: int. Keras `fit` verbosity (1 shows progress bars).
@@ -151,9 +154,8 @@ def fine_tune(
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {
-        k: v for k, v in locals().items() if k not in ("train", "validation", "test", "callbacks")
-    }
+    excluded = ("train", "validation", "test", "callbacks", "head_weights")
+    settings = {k: v for k, v in locals().items() if k not in excluded}
     for split in (validation, test):
         if split is not None and split.label_names != train.label_names:
             raise ValueError(
@@ -180,6 +182,8 @@ def fine_tune(
             backbone_model, num_classes=len(train.label_names), layers=layers,
             combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
         )
+    if head_weights is not None:
+        model.get_layer("logits").set_weights(head_weights)
     steps_per_epoch = math.ceil(len(train) / batch_size)
     model.compile(
         optimizer=build_optimizer(
