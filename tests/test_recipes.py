@@ -101,3 +101,42 @@ def test_further_pretrain_then_finetune_from_its_backbone(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test error:" in result.stdout
+
+
+@pytest.mark.slow
+def test_multitask_recipe_joint_then_per_task(tmp_path):
+    small = trec_subset(tmp_path / "small", 160, 30)
+    sentiment = tmp_path / "sentiment.jsonl"
+    sentiment.write_text("".join(
+        json.dumps({"text": f"the film was {w}", "label": w}) + "\n" for w in ["good", "bad"] * 30
+    ))
+    out = tmp_path / "run"
+    result = run_recipe(
+        "multitask.py", "--backbone=tiny", f"--task=trec:{small}:{small}",
+        f"--task=sentiment:{sentiment}", "--task_sequence_length=sentiment=16",
+        "--task_truncation=sentiment=tail", "--sequence_length=32", "--epochs=1",
+        "--batch_size=8", "--then_finetune", "--sampling=uniform", f"--output_dir={out}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task_weights"] == {"trec": 0.5, "sentiment": 0.5}
+    assert {"val_trec_accuracy", "val_sentiment_accuracy"} <= set(metrics["joint_epochs"][0])
+    assert set(metrics["joint"]["trec"]) == {"validation", "test"}
+    assert metrics["finetuned"]["trec"]["test"]["examples"] == 30
+    assert metrics["settings"]["tasks"]["sentiment"]["truncation"] == "tail"
+    for path in ("saved_model_trec", "saved_model_sentiment", "finetuned_trec/saved_model",
+                 "shared_backbone"):
+        assert (out / path).exists(), path
+
+
+def test_multitask_task_flag_parsing():
+    sys.path.insert(0, os.path.join(ROOT, "recipes"))
+    try:
+        import multitask
+    finally:
+        sys.path.pop(0)
+    assert multitask.parse_task("imdb:tfds:imdb_reviews") == ("imdb", "tfds:imdb_reviews", None)
+    assert multitask.parse_task("t:a/train.jsonl:a/test.jsonl") == (
+        "t", "a/train.jsonl", "a/test.jsonl")
+    with pytest.raises(ValueError, match="NAME:TRAIN_SPEC"):
+        multitask.parse_task("nameonly")
