@@ -34,7 +34,7 @@ def tiny_vocabulary():
 
 
 def tiny_backbone_and_tokenizer(
-    num_layers=2, hidden_dim=64, num_heads=2, max_sequence_length=512, dropout=0.1
+    num_layers=2, hidden_dim=64, num_heads=2, max_sequence_length=512, dropout=0.1, dtype=None
 ):
     """A small, randomly initialised BERT and its tokenizer, for tests."""
     vocabulary = tiny_vocabulary()
@@ -47,6 +47,7 @@ def tiny_backbone_and_tokenizer(
         intermediate_dim=2 * hidden_dim,
         max_sequence_length=max_sequence_length,
         dropout=dropout,
+        dtype=dtype,
     )
     return backbone, tokenizer
 
@@ -65,7 +66,7 @@ def minilm_directory():
     return str(package.get_model_path())
 
 
-def _load_from_directory(directory):
+def _load_from_directory(directory, dtype=None):
     has_keras_preset = os.path.exists(os.path.join(directory, "metadata.json"))
     has_hf_checkpoint = os.path.exists(os.path.join(directory, "config.json"))
     if not (has_keras_preset or has_hf_checkpoint):
@@ -76,15 +77,15 @@ def _load_from_directory(directory):
             f"vocab.txt). It holds: {sorted(os.listdir(directory))}."
         )
     return (
-        keras_hub.models.BertBackbone.from_preset(directory),
+        keras_hub.models.BertBackbone.from_preset(directory, dtype=dtype),
         keras_hub.models.BertTokenizer.from_preset(directory),
     )
 
 
-def _load_from_hub(handle):
+def _load_from_hub(handle, dtype=None):
     try:
         return (
-            keras_hub.models.BertBackbone.from_preset(handle),
+            keras_hub.models.BertBackbone.from_preset(handle, dtype=dtype),
             keras_hub.models.BertTokenizer.from_preset(handle),
         )
     except Exception as error:
@@ -96,7 +97,7 @@ def _load_from_hub(handle):
         ) from error
 
 
-def load_backbone(spec):
+def load_backbone(spec, dtype=None):
     """Load a BERT backbone and its tokenizer from a spec.
 
     The spec is resolved in this order:
@@ -112,6 +113,9 @@ def load_backbone(spec):
 
     Args:
         spec: str. One of the forms above.
+        dtype: str, `keras.DTypePolicy` or None. The backbone's dtype policy,
+            e.g. `"mixed_bfloat16"`; `None` keeps keras-hub's default (the
+            checkpoint's dtype when castable, else float32).
 
     Returns:
         A tuple `(backbone, tokenizer)` of `keras_hub.models.BertBackbone` and
@@ -126,14 +130,14 @@ def load_backbone(spec):
     if not isinstance(spec, str) or not spec:
         raise ValueError(f"A backbone spec must be a non-empty string. Received: {spec!r}")
     if spec == TINY:
-        return tiny_backbone_and_tokenizer()
+        return tiny_backbone_and_tokenizer(dtype=dtype)
     if spec == MINILM_ALIAS:
-        return _load_from_directory(minilm_directory())
+        return _load_from_directory(minilm_directory(), dtype)
     if os.path.isdir(spec):
-        return _load_from_directory(spec)
+        return _load_from_directory(spec, dtype)
     preset_names = set(keras_hub.models.BertBackbone.presets)
     if "://" in spec or spec in preset_names:
-        return _load_from_hub(spec)
+        return _load_from_hub(spec, dtype)
     raise ValueError(
         f"Cannot resolve backbone spec {spec!r}. Tried, in order: the names "
         f"{TINY!r} and {MINILM_ALIAS!r}; a local directory (none exists at "

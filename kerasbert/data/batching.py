@@ -34,6 +34,7 @@ def make_batches(
     seed=None,
     bucket_boundaries=None,
     bucket=True,
+    pad_to_boundaries=False,
 ):
     """Turn `(text, label)` pairs into batches of padded model inputs.
 
@@ -51,6 +52,11 @@ def make_batches(
             whole segments for a segmenting preprocessor.
         bucket: bool. Group similar lengths into the same batch. Without
             bucketing the order of examples is kept, as prediction needs.
+        pad_to_boundaries: bool. Pad each batch up to the next bucket
+            boundary (or `sequence_length`) instead of its longest member, so
+            that only a few shapes occur: what XLA (`jit_compile`) needs to
+            avoid compiling for every length. Segmented batches keep
+            dynamic padding.
 
     Returns:
         A `tf.data.Dataset` of `(features, labels)` with features of shape
@@ -66,10 +72,12 @@ def make_batches(
         {"token_ids": pad_id, "segment_ids": 0, "padding_mask": 0},
         None,
     )
+    boundaries = _bucket_boundaries(preprocessor, bucket_boundaries)
     if not bucket:
+        lengths = boundaries + [preprocessor.sequence_length] if pad_to_boundaries else None
         dataset = dataset.batch(batch_size)
         dataset = dataset.map(
-            lambda texts, labels: (_pack_longest(preprocessor, texts), labels),
+            lambda texts, labels: (_pack_longest(preprocessor, texts, lengths), labels),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         return dataset.prefetch(tf.data.AUTOTUNE)
@@ -79,17 +87,30 @@ def make_batches(
         return {k: v[0] for k, v in features.items()}, label
 
     dataset = dataset.map(pack_one, num_parallel_calls=tf.data.AUTOTUNE)
-    boundaries = _bucket_boundaries(preprocessor, bucket_boundaries)
+    if pad_to_boundaries and not preprocessor.segmented:
+        # tf.data pads a bucket to its upper boundary minus one.
+        boundaries = [b + 1 for b in boundaries] + [preprocessor.sequence_length + 1]
     dataset = dataset.bucket_by_sequence_length(
         # Word pieces with padding: a segmented document counts all segments.
         element_length_func=lambda features, label: tf.size(features["token_ids"]),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=padding_values,
+        pad_to_bucket_boundary=pad_to_boundaries and not preprocessor.segmented,
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _pack_longest(preprocessor, texts):
-    # The same as `padding="longest"`, without changing the caller's layer.
-    return packing.trim_padding(preprocessor(texts))
+def _pack_longest(preprocessor, texts, lengths=None):
+    # The same as `padding="longest"`, without changing the caller's layer;
+    # with `lengths`, rounded up to the next of them.
+    features = packing.trim_padding(preprocessor(texts))
+    if lengths is None or preprocessor.segmented:
+        return features
+    longest = tf.shape(features["token_ids"])[-1]
+    target = tf.gather(lengths, tf.searchsorted(lengths, longest[tf.newaxis]))[0]
+    padding = {"token_ids": preprocessor.tokenizer.pad_token_id, "segment_ids": 0, "padding_mask": 0}
+    return {
+        name: tf.pad(value, [[0, 0], [0, target - longest]], constant_values=padding[name])
+        for name, value in features.items()
+    }

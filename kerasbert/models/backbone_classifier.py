@@ -22,13 +22,17 @@ class BackboneClassifier(BackboneModel):
 
     @staticmethod
     def classification_head(num_classes, dropout, dtype):
-        """Dropout, then the softmax layer's logits: p(c|h) = softmax(W·h)."""
+        """Dropout, then the softmax layer's logits: p(c|h) = softmax(W·h).
+
+        The logits layer computes in float32 whatever the backbone's policy,
+        so mixed-precision training keeps the head and softmax in float32.
+        """
         return (
             keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout"),
             keras.layers.Dense(
                 num_classes,
                 kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-                dtype=dtype,
+                dtype="float32",
                 name="logits",
             ),
         )

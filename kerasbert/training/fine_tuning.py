@@ -23,6 +23,7 @@ from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training import callbacks as run_callbacks
 
 METRICS_FILE = "metrics.json"
+PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
 SCHEDULES = ("warmup_linear", "slanted_triangular")
 
 
@@ -89,6 +90,8 @@ def fine_tune(
     layer_decay=1.0,
     layer_decay_convention="paper",
     weight_decay=0.0,
+    mixed_precision=None,
+    jit_compile=False,
     seed=0,
     export=True,
     head_weights=None,
@@ -143,6 +146,12 @@ def fine_tune(
             `kerasbert.LayerwiseDecay`.
         weight_decay: float. Decoupled weight decay (AdamW) when > 0, kept off
             LayerNorm and bias variables as in BERT, and scaled per layer.
+        mixed_precision: str or None. `"mixed_bfloat16"` or `"mixed_float16"`
+            (with dynamic loss scaling): the encoder computes in 16 bits, the
+            softmax layer and the loss in float32. `None` trains in float32.
+        jit_compile: bool. Compile train and evaluation steps with XLA;
+            batches are then padded to bucket boundaries to bound the number
+            of shapes.
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
         head_weights: list of arrays or None. Initial `[kernel, bias]` of the
@@ -166,7 +175,9 @@ def fine_tune(
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
 
-    backbone_model, tokenizer = load_backbone(backbone)
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}")
+    backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
     preprocessor = ClassifierPreprocessor(
         tokenizer, sequence_length=sequence_length, truncation=truncation,
         head_length=head_length, max_segments=max_segments, stride=segment_stride,
@@ -185,18 +196,20 @@ def fine_tune(
     if head_weights is not None:
         model.get_layer("logits").set_weights(head_weights)
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    model.compile(
-        optimizer=build_optimizer(
-            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-            schedule, layer_decay, layer_decay_convention, weight_decay,
-        )
+    optimizer = build_optimizer(
+        model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+        schedule, layer_decay, layer_decay_convention, weight_decay,
     )
+    if mixed_precision == "mixed_float16":
+        # Keras wraps automatically only when the global policy is float16.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
 
     def batches(data, training):
         # Evaluation keeps the order, so Keras knows the number of batches.
         return make_batches(
             data.to_tf_dataset(), preprocessor, batch_size, shuffle=training,
-            seed=seed, bucket=training,
+            seed=seed, bucket=training, pad_to_boundaries=jit_compile,
         )
 
     monitor = "val_accuracy" if validation is not None else None

@@ -51,3 +51,15 @@ def test_reshuffles_every_epoch_but_reproducibly(tiny):
     first = order(7)
     assert first == order(7)
     assert first[0] != first[1]
+
+
+def test_pad_to_boundaries_limits_shapes(tiny):
+    _, tokenizer = tiny
+    preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=128)
+    for bucket in (True, False):
+        batches = kerasbert.make_batches(
+            make_dataset(), preprocessor, 3, bucket=bucket, bucket_boundaries=[16, 64],
+            pad_to_boundaries=True,
+        )
+        lengths = {int(f["token_ids"].shape[1]) for f, _ in batches}
+        assert lengths <= {16, 64, 128}, lengths

@@ -103,3 +103,22 @@ def test_fine_tune_hierarchical_segments_learns(tmp_path):
     model = keras.saving.load_model(str(tmp_path / "model.keras"))
     assert isinstance(model, kerasbert.SegmentPoolingClassifier)
     assert model.pooling == "attention"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options",
+    [{"mixed_precision": "mixed_bfloat16"}, {"mixed_precision": "mixed_float16"},
+     {"jit_compile": True}],
+    ids=["bfloat16", "float16", "xla"],
+)
+def test_fine_tune_with_mixed_precision_or_xla_gives_finite_loss(tmp_path, options):
+    metrics = kerasbert.fine_tune(
+        "tiny", sentiment_data(48, 0), str(tmp_path), validation=sentiment_data(16, 1),
+        **dict(RUN, epochs=1), **options,
+    )
+    assert np.isfinite(metrics["epochs"][0]["loss"])
+    model = keras.saving.load_model(str(tmp_path / "model.keras"))
+    expected = options.get("mixed_precision", "float32")
+    assert model.backbone.dtype_policy.name == expected
+    assert model.get_layer("logits").compute_dtype == "float32"
