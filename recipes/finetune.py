@@ -17,6 +17,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+from kerasbert.training.distribute import make_strategy  # noqa: E402
 
 FLAGS = flags.FLAGS
 LONG_TEXT_STRATEGIES = [
@@ -56,6 +57,8 @@ flags.DEFINE_enum("layer_decay_convention", "paper", ["paper", "official_code"],
 flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (AdamW), off LayerNorm and bias.")
 flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "16-bit encoder compute; head, softmax and loss stay float32.")
 flags.DEFINE_bool("jit_compile", False, "Compile train/eval steps with XLA (batches padded to bucket boundaries).")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_float("dropout", 0.1, "Dropout before the softmax layer.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Where metrics, checkpoints and the SavedModel go.")
@@ -109,7 +112,8 @@ def main(_):
         layer_decay=FLAGS.layer_decay,
         layer_decay_convention=FLAGS.layer_decay_convention,
         weight_decay=FLAGS.weight_decay, mixed_precision=FLAGS.mixed_precision,
-        jit_compile=FLAGS.jit_compile, seed=FLAGS.seed,
+        jit_compile=FLAGS.jit_compile,
+        strategy=make_strategy(FLAGS.strategy, FLAGS.tpu), seed=FLAGS.seed,
     )
     summary = {k: metrics[k] for k in ("best_epoch", "validation", "test") if k in metrics}
     print(json.dumps(summary, indent=2))

@@ -6,6 +6,7 @@ import os
 import time
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from kerasbert.backbones import load_backbone
@@ -21,6 +22,7 @@ from kerasbert.optimizers.schedules import SlantedTriangular
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training import callbacks as run_callbacks
+from kerasbert.training.distribute import output_dir_for
 
 METRICS_FILE = "metrics.json"
 PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
@@ -65,6 +67,29 @@ def build_optimizer(
     return optimizer
 
 
+def _build_classifier(
+    backbone, train, sequence_length, truncation, head_length, max_segments, segment_stride,
+    segment_pooling, layers, combine, dropout, freeze_backbone, mixed_precision,
+):
+    backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
+    preprocessor = ClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length, truncation=truncation,
+        head_length=head_length, max_segments=max_segments, stride=segment_stride,
+    )
+    if preprocessor.segmented:
+        backbone_model.trainable = not freeze_backbone
+        model = SegmentPoolingClassifier(
+            backbone_model, num_classes=len(train.label_names), pooling=segment_pooling,
+            layers=layers, combine=combine, dropout=dropout,
+        )
+    else:
+        model = LayerSelectedClassifier(
+            backbone_model, num_classes=len(train.label_names), layers=layers,
+            combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
+        )
+    return model, preprocessor, tokenizer
+
+
 def fine_tune(
     backbone,
     train,
@@ -92,6 +117,7 @@ def fine_tune(
     weight_decay=0.0,
     mixed_precision=None,
     jit_compile=False,
+    strategy=None,
     seed=0,
     export=True,
     head_weights=None,
@@ -152,6 +178,10 @@ def fine_tune(
         jit_compile: bool. Compile train and evaluation steps with XLA;
             batches are then padded to bucket boundaries to bound the number
             of shapes.
+        strategy: `tf.distribute.Strategy` or None. Models and optimizer are
+            built in its scope (see `kerasbert.training.distribute`);
+            `batch_size` is the global batch. Under multi-worker training
+            only the chief writes into `output_dir`.
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
         head_weights: list of arrays or None. Initial `[kernel, bias]` of the
@@ -163,7 +193,7 @@ def fine_tune(
     Returns:
         The dict written to `metrics.json`.
     """
-    excluded = ("train", "validation", "test", "callbacks", "head_weights")
+    excluded = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
     settings = {k: v for k, v in locals().items() if k not in excluded}
     for split in (validation, test):
         if split is not None and split.label_names != train.label_names:
@@ -172,38 +202,32 @@ def fine_tune(
                 f"training data has {train.label_names}. Read it with "
                 "label_names=train.label_names."
             )
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(
+            f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
+        )
+    strategy = strategy or tf.distribute.get_strategy()
+    output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
-
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}")
-    backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-    preprocessor = ClassifierPreprocessor(
-        tokenizer, sequence_length=sequence_length, truncation=truncation,
-        head_length=head_length, max_segments=max_segments, stride=segment_stride,
-    )
-    if preprocessor.segmented:
-        backbone_model.trainable = not freeze_backbone
-        model = SegmentPoolingClassifier(
-            backbone_model, num_classes=len(train.label_names), pooling=segment_pooling,
-            layers=layers, combine=combine, dropout=dropout,
+    with strategy.scope():
+        model, preprocessor, tokenizer = _build_classifier(
+            backbone, train, sequence_length, truncation, head_length, max_segments,
+            segment_stride, segment_pooling, layers, combine, dropout, freeze_backbone,
+            mixed_precision,
         )
-    else:
-        model = LayerSelectedClassifier(
-            backbone_model, num_classes=len(train.label_names), layers=layers,
-            combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
+        if head_weights is not None:
+            model.get_layer("logits").set_weights(head_weights)
+        steps_per_epoch = math.ceil(len(train) / batch_size)
+        optimizer = build_optimizer(
+            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+            schedule, layer_decay, layer_decay_convention, weight_decay,
         )
-    if head_weights is not None:
-        model.get_layer("logits").set_weights(head_weights)
-    steps_per_epoch = math.ceil(len(train) / batch_size)
-    optimizer = build_optimizer(
-        model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-        schedule, layer_decay, layer_decay_convention, weight_decay,
-    )
-    if mixed_precision == "mixed_float16":
-        # Keras wraps automatically only when the global policy is float16.
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        if mixed_precision == "mixed_float16":
+            # Keras wraps automatically only when the global policy is float16.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+    backbone_model = model.backbone
 
     def batches(data, training):
         # Evaluation keeps the order, so Keras knows the number of batches.

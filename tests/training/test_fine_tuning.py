@@ -122,3 +122,35 @@ def test_fine_tune_with_mixed_precision_or_xla_gives_finite_loss(tmp_path, optio
     expected = options.get("mixed_precision", "float32")
     assert model.backbone.dtype_policy.name == expected
     assert model.get_layer("logits").compute_dtype == "float32"
+
+
+MIRRORED_FINE_TUNE = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np, kerasbert
+from kerasbert.data.datasets import LabeledTexts
+from kerasbert.training.distribute import make_strategy
+strategy = make_strategy("mirrored")
+assert strategy.num_replicas_in_sync == 2
+texts = [f"the film was {w}" for w in ["good", "bad"] * 16]
+data = LabeledTexts(texts, np.array([0, 1] * 16, np.int32), ["pos", "neg"], "synthetic")
+metrics = kerasbert.fine_tune("tiny", data, sys.argv[1], validation=data, sequence_length=16,
+                              batch_size=8, epochs=2, learning_rate=3e-3, export=False,
+                              strategy=strategy, verbose=0)
+print("loss", metrics["epochs"][-1]["loss"])
+assert np.isfinite(metrics["epochs"][-1]["loss"])
+"""
+
+
+@pytest.mark.slow
+def test_fine_tune_under_mirrored_strategy_on_two_cpus(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", MIRRORED_FINE_TUNE, str(tmp_path)],
+                            capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "metrics.json").exists()

@@ -1,0 +1,56 @@
+"""tf.distribute strategies from a name, as recipes' `--strategy` flag."""
+
+import os
+import tempfile
+
+import tensorflow as tf
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def make_strategy(name="default", tpu=None):
+    """A `tf.distribute.Strategy` for `name`.
+
+    - `"default"`: the default (no-op) strategy: one device.
+    - `"mirrored"`: `MirroredStrategy` over all local GPUs (or the CPU).
+    - `"multi_worker"`: `MultiWorkerMirroredStrategy`; the cluster comes from
+      the `TF_CONFIG` environment variable of each worker.
+    - `"tpu"`: `TPUStrategy` on the TPU at `tpu` (a name or `grpc://` address;
+      `None` or `"local"` for a TPU VM).
+
+    Build models and optimizers inside `strategy.scope()`; Keras' `fit`
+    distributes `tf.data` input across replicas itself. Batch sizes given to
+    kerasbert are global: each replica gets `batch_size / num_replicas`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "local")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: {name!r}")
+
+
+def is_chief(strategy):
+    """Whether this process writes outputs (always, except non-chief workers)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
+
+
+def output_dir_for(strategy, output_dir):
+    """`output_dir` on the chief; a private temporary directory elsewhere.
+
+    Every worker of a multi-worker job must run the same saving code (the
+    savers synchronise), but only the chief's files are kept.
+    """
+    if is_chief(strategy):
+        return output_dir
+    return tempfile.mkdtemp(prefix=f"kerasbert_worker_{os.getpid()}_")
