@@ -31,3 +31,19 @@ def test_long_text_benchmark_prints_a_row_per_strategy():
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ["head_tail", "segments_attention"]
+
+
+def test_summarize_runs_prints_errors_in_percent(tmp_path):
+    import json
+
+    run = tmp_path / "lr1e-4"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({
+        "validation": {"error": 0.0477}, "test": {"error": 0.034}, "best_epoch": 4,
+        "train_seconds": 271.6,
+    }))
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "summarize_runs.py"), str(run),
+         str(tmp_path / "unfinished")], capture_output=True, text=True, timeout=60,
+    )
+    assert result.stdout.splitlines()[-1] == "| lr1e-4 | 4.77 | 3.40 | 4 | 272 |"
