@@ -77,3 +77,18 @@ def test_sources_mix_by_weight(tmp_path, tiny):
     assert abs(drawn.count("x") / 2000 - 0.75) < 0.04
     again = [a.numpy().decode()[0] for a, _, _ in dataset.take(2000)]
     assert drawn == again  # seeded
+
+
+@pytest.mark.slow
+def test_documents_from_local_tfds_dataset(tmp_path):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    tfds.dataset_builders.store_as_tfds_dataset(
+        name="kerasbert_toy_corpus", version="1.0.0", data_dir=str(tmp_path),
+        split_datasets={"train": tf.data.Dataset.from_tensor_slices(
+            {"text": ["first doc. two.", "second doc."]})},
+        features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+    )
+    documents = sorted(corpus.iter_documents("tfds:kerasbert_toy_corpus", data_dir=str(tmp_path)))
+    assert documents == ["first doc. two.", "second doc."]
