@@ -6,25 +6,49 @@ import os as _os
 # before Keras is first imported.
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from kerasbert import optimizers  # noqa: E402
-from kerasbert.backbones import load_backbone  # noqa: E402
-from kerasbert.data.batching import make_batches  # noqa: E402
-from kerasbert.data.datasets import LabeledTexts  # noqa: E402
-from kerasbert.data.datasets import load_dataset  # noqa: E402
-from kerasbert.data.datasets import read_labeled_texts  # noqa: E402
-from kerasbert.export import export_serving  # noqa: E402
-from kerasbert import layers  # noqa: E402
-from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier  # noqa: E402
-from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier  # noqa: E402
-from kerasbert.optimizers import schedules  # noqa: E402
-from kerasbert.optimizers.layerwise import LayerwiseDecay  # noqa: E402
-from kerasbert import text  # noqa: E402
-from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: E402
-from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer  # noqa: E402
-from kerasbert.models.multi_task_classifier import MultiTaskClassifier  # noqa: E402
-from kerasbert.training.fine_tuning import fine_tune  # noqa: E402
-from kerasbert.training.multitask import Task  # noqa: E402
-from kerasbert.training.multitask import multitask_fine_tune  # noqa: E402
-from kerasbert.training.pretraining import further_pretrain  # noqa: E402
+# ruff: noqa: E402
+from kerasbert import layers
+from kerasbert import optimizers
+from kerasbert import text
+from kerasbert.backbones import load_backbone
+from kerasbert.data.batching import make_batches
+from kerasbert.data.datasets import LabeledTexts
+from kerasbert.data.datasets import load_dataset
+from kerasbert.data.datasets import read_labeled_texts
+from kerasbert.export import export_serving
+from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
+from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
+from kerasbert.models.multi_task_classifier import MultiTaskClassifier
+from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
+from kerasbert.optimizers import schedules
+from kerasbert.optimizers.layerwise import LayerwiseDecay
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
+from kerasbert.training.fine_tuning import fine_tune
+from kerasbert.training.multitask import Task
+from kerasbert.training.multitask import multitask_fine_tune
+from kerasbert.training.pretraining import further_pretrain
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ClassifierPreprocessor",
+    "LabeledTexts",
+    "LayerSelectedClassifier",
+    "LayerwiseDecay",
+    "MaskedLMPretrainer",
+    "MultiTaskClassifier",
+    "SegmentPoolingClassifier",
+    "Task",
+    "export_serving",
+    "fine_tune",
+    "further_pretrain",
+    "layers",
+    "load_backbone",
+    "load_dataset",
+    "make_batches",
+    "multitask_fine_tune",
+    "optimizers",
+    "read_labeled_texts",
+    "schedules",
+    "text",
+]

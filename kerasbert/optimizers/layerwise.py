@@ -18,7 +18,6 @@ untouched.
 
 import re
 
-import keras
 from keras import ops
 
 from kerasbert.optimizers.derived import BUILTIN_OPTIMIZERS
