@@ -22,6 +22,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+from kerasbert.training.distribute import make_strategy  # noqa: E402
 from kerasbert.data.corpus import parse_source  # noqa: E402
 
 flags.DEFINE_string("backbone", "minilm", "Backbone spec for kerasbert.load_backbone.")
@@ -40,6 +41,8 @@ flags.DEFINE_bool("whole_word_masking", False, "Mask all word pieces of a select
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (off LayerNorm and bias).")
 flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 flags.DEFINE_integer("keep_checkpoints", 2, "Recent checkpoints kept.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy; multi_worker reads TF_CONFIG.")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Checkpoints, logs, metrics.json and backbone/.")
 FLAGS = flags.FLAGS
@@ -56,6 +59,7 @@ def main(_):
         weight_decay=FLAGS.weight_decay, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, text_fields=FLAGS.text_fields,
         data_dir=FLAGS.data_dir, seed=FLAGS.seed,
+        strategy=make_strategy(FLAGS.strategy, FLAGS.tpu),
     )
     print(json.dumps({k: metrics[k] for k in ("resumed_from_step", "final_step")}))
     if metrics["history"]:

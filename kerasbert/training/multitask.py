@@ -8,6 +8,7 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
@@ -19,6 +20,7 @@ from kerasbert.models.multi_task_classifier import MultiTaskClassifier
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training import callbacks as run_callbacks
 from kerasbert.training.fine_tuning import build_optimizer
+from kerasbert.training.distribute import output_dir_for
 from kerasbert.training.fine_tuning import fine_tune
 
 
@@ -73,6 +75,7 @@ def multitask_fine_tune(
     finetune_epochs=1,
     finetune_learning_rate=None,
     seed=0,
+    strategy=None,
     export=True,
     verbose=1,
 ):
@@ -105,21 +108,26 @@ def multitask_fine_tune(
         finetune_epochs: int. Epochs of per-task fine-tuning.
         finetune_learning_rate: float or None. Its peak rate.
         seed: int. Seeds weights, shuffling and task sampling.
+        strategy: `tf.distribute.Strategy` or None; see `fine_tune` (also
+            used for the per-task phase).
         export: bool. Write per-task SavedModels.
         verbose: int. Keras verbosity.
 
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {k: v for k, v in locals().items() if k != "tasks"}
+    settings = {k: v for k, v in locals().items() if k not in ("tasks", "strategy")}
     settings["tasks"] = {
         name: {"train_examples": len(task.train), "sequence_length": task.sequence_length,
                "truncation": task.truncation}
         for name, task in tasks.items()
     }
+    strategy = strategy or tf.distribute.get_strategy()
+    output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    backbone_model, tokenizer = load_backbone(backbone)
+    with strategy.scope():
+        backbone_model, tokenizer = load_backbone(backbone)
     preprocessors = {
         name: ClassifierPreprocessor(
             tokenizer, sequence_length=task.sequence_length, truncation=task.truncation,
@@ -134,17 +142,18 @@ def multitask_fine_tune(
             seed=seed, bucket=training,
         )
 
-    model = MultiTaskClassifier(
-        backbone_model, {name: len(task.train.label_names) for name, task in tasks.items()},
-        layers=layers, combine=combine, dropout=dropout,
-    )
     steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
-    model.compile(
-        optimizer=build_optimizer(
-            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-            layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
+    with strategy.scope():
+        model = MultiTaskClassifier(
+            backbone_model, {name: len(task.train.label_names) for name, task in tasks.items()},
+            layers=layers, combine=combine, dropout=dropout,
         )
-    )
+        model.compile(
+            optimizer=build_optimizer(
+                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+                layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
+            )
+        )
     weights = task_weights({name: len(task.train) for name, task in tasks.items()}, sampling, alpha)
     train_stream = mix_task_batches(
         {name: batches(name, task.train, True) for name, task in tasks.items()}, weights, seed
@@ -200,7 +209,8 @@ def multitask_fine_tune(
                 batch_size=batch_size, epochs=finetune_epochs,
                 warmup_proportion=warmup_proportion, layer_decay=layer_decay,
                 layer_decay_convention=layer_decay_convention, seed=seed, export=export,
-                head_weights=model.get_layer(f"{name}_logits").get_weights(), verbose=verbose,
+                head_weights=model.get_layer(f"{name}_logits").get_weights(),
+                strategy=strategy, verbose=verbose,
             )
             metrics["finetuned"][name] = {
                 k: result[k] for k in ("validation", "test", "best_epoch", "train_seconds")

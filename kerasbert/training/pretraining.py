@@ -13,6 +13,7 @@ from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
+from kerasbert.training.distribute import output_dir_for
 from kerasbert.training.callbacks import read_epoch_history
 
 CHECKPOINT_DIR = "checkpoints"
@@ -149,6 +150,7 @@ def further_pretrain(
     text_fields=("text",),
     data_dir=None,
     seed=0,
+    strategy=None,
     callbacks=None,
     verbose=1,
 ):
@@ -193,37 +195,41 @@ def further_pretrain(
         text_fields: sequence of str. Text fields of JSONL/CSV/TSV sources.
         data_dir: str or None. TFDS data directory.
         seed: int. Seeds the model's new weights, masking and the corpus.
+        strategy: `tf.distribute.Strategy` or None; see `fine_tune`.
         callbacks: list of Keras callbacks or None, run after the built-in ones.
         verbose: int. Keras `fit` verbosity.
 
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {k: v for k, v in locals().items() if k != "callbacks"}
+    settings = {k: v for k, v in locals().items() if k not in ("callbacks", "strategy")}
     if steps % checkpoint_every:
         raise ValueError(
             f"`steps` ({steps}) must be a multiple of `checkpoint_every` ({checkpoint_every})."
         )
     if not 0 <= warmup_steps < steps:
         raise ValueError(f"`warmup_steps` must be in [0, steps). Received: {warmup_steps}")
+    strategy = strategy or tf.distribute.get_strategy()
+    output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    backbone_model, tokenizer = load_backbone(backbone)
+    with strategy.scope():
+        backbone_model, tokenizer = load_backbone(backbone)
+        model = MaskedLMPretrainer(backbone_model, nsp=nsp)
+        schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        model.compile(optimizer=optimizer)
     model_inputs = masked_lm_inputs(
         tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
         max_predictions=max_predictions, whole_word_masking=whole_word_masking,
     )
 
-    model = MaskedLMPretrainer(backbone_model, nsp=nsp)
-    schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    model.compile(optimizer=optimizer)
-
     start_step, weights_path = latest_checkpoint(output_dir)
     history_path = os.path.join(output_dir, HISTORY_FILE)
     if weights_path:
-        model.optimizer.build(model.trainable_variables)
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
         model.load_weights(weights_path)
     elif os.path.exists(history_path):
         os.remove(history_path)  # the log of an earlier, finished run

@@ -155,3 +155,33 @@ def test_whole_word_masking_pretraining_runs(tmp_path):
         whole_word_masking=True, verbose=0,
     )
     assert metrics["final_step"] == 4 and np.isfinite(metrics["history"][-1]["loss"])
+
+
+MIRRORED_PRETRAIN = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np, kerasbert
+from kerasbert.training.distribute import make_strategy
+metrics = kerasbert.further_pretrain(
+    "tiny", [(sys.argv[1], 1.0)], sys.argv[2], steps=4, warmup_steps=1, batch_size=4,
+    sequence_length=16, checkpoint_every=2, nsp=True, strategy=make_strategy("mirrored"),
+    verbose=0)
+assert metrics["final_step"] == 4 and np.isfinite(metrics["history"][-1]["loss"])
+"""
+
+
+@pytest.mark.slow
+def test_pretraining_under_mirrored_strategy_on_two_cpus(tmp_path):
+    import subprocess
+    import sys
+
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 5))
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_PRETRAIN, str(corpus_file), str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
