@@ -87,7 +87,7 @@ def _build_classifier(
             backbone_model, num_classes=len(train.label_names), layers=layers,
             combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
         )
-    return model, preprocessor, tokenizer
+    return model, preprocessor
 
 
 def fine_tune(
@@ -211,7 +211,7 @@ def fine_tune(
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        model, preprocessor, tokenizer = _build_classifier(
+        model, preprocessor = _build_classifier(
             backbone, train, sequence_length, truncation, head_length, max_segments,
             segment_stride, segment_pooling, layers, combine, dropout, freeze_backbone,
             mixed_precision,
