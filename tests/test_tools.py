@@ -47,3 +47,27 @@ def test_summarize_runs_prints_errors_in_percent(tmp_path):
          str(tmp_path / "unfinished")], capture_output=True, text=True, timeout=60,
     )
     assert result.stdout.splitlines()[-1] == "| lr1e-4 | 4.77 | 3.40 | 4 | 272 |"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["throughput", "end_to_end"])
+def test_benchmark_prints_figures(tmp_path, mode):
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with open(os.path.join(ROOT, "data", "trec", "train.jsonl")) as source:
+        lines = source.readlines()
+    (data / "train.jsonl").write_text("".join(lines[:48]))
+    (data / "test.jsonl").write_text("".join(lines[48:64]))
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "benchmark.py"), f"--mode={mode}",
+         "--backbone=tiny", "--steps=2", "--sequence_length=16", "--batch_size=8",
+         "--epochs=1", f"--data_dir={data}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)["kerasbert"]
+    assert figures["train_examples_per_second"] > 0 and figures["peak_host_memory_mb"] > 0
+    if mode == "end_to_end":
+        assert 0 <= figures["test_error"] <= 1 and figures["wall_seconds"] > 0

@@ -4,6 +4,7 @@ import os
 import tempfile
 
 import tensorflow as tf
+from absl import logging
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -14,7 +15,11 @@ def make_strategy(name="default", tpu=None):
     - `"default"`: the default (no-op) strategy: one device.
     - `"mirrored"`: `MirroredStrategy` over all local GPUs (or the CPU).
     - `"multi_worker"`: `MultiWorkerMirroredStrategy`; the cluster comes from
-      the `TF_CONFIG` environment variable of each worker.
+      the `TF_CONFIG` environment variable of each worker. Known limitation:
+      Keras 3.15's `fit` fails under this strategy (keras-team/keras#20329
+      for dict inputs, and its per-step log reduction calls
+      `strategy.reduce("MEAN", scalar, axis=0)`), so multi-worker training
+      does not run yet with this Keras version.
     - `"tpu"`: `TPUStrategy` on the TPU at `tpu` (a name or `grpc://` address;
       `None` or `"local"` for a TPU VM).
 
@@ -53,4 +58,7 @@ def output_dir_for(strategy, output_dir):
     """
     if is_chief(strategy):
         return output_dir
-    return tempfile.mkdtemp(prefix=f"kerasbert_worker_{os.getpid()}_")
+    directory = tempfile.mkdtemp(prefix=f"kerasbert_worker_{os.getpid()}_")
+    logging.info("Non-chief worker: writing to %s instead of %s.", directory, output_dir)
+    return directory
+

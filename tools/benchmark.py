@@ -1,0 +1,163 @@
+r"""Training and inference speed of kerasbert, optionally against HF + PyTorch.
+
+Throughput on fixed-length synthetic batches (examples/s, tokens/s, peak host
+memory, and on a GPU the model FLOPs utilisation against --peak_tflops):
+
+  .venv/bin/python tools/benchmark.py --backbone=minilm --sequence_length=128 --batch_size=24
+
+End to end: the whole TREC-6 fine-tune (read, tokenize, train, evaluate),
+3 epochs, batch 24, lr 5e-5, warmup 0.1 + linear decay, dynamic padding, no
+validation carve — the HuggingFace recipe's settings:
+
+  .venv/bin/python tools/benchmark.py --mode=end_to_end --compare
+
+--compare runs tools/hf_baseline.py with the same settings in a child
+process under --hf_python (an interpreter with torch and transformers; the
+default is .venv-hf/bin/python) and prints the ratio of the two.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end"], "What to time.")
+flags.DEFINE_string("backbone", "minilm", "Backbone spec (a HF directory for --compare).")
+flags.DEFINE_integer("sequence_length", 128, "Tokens per example (throughput mode).")
+flags.DEFINE_integer("batch_size", 24, "Global batch size.")
+flags.DEFINE_integer("steps", 20, "Timed steps (throughput mode), after 3 untimed.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
+flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "Mixed precision.")
+flags.DEFINE_bool("jit_compile", False, "XLA.")
+flags.DEFINE_float("peak_tflops", None, "Accelerator peak for MFU (e.g. 989 for H100/H200 dense bf16).")
+flags.DEFINE_string("data_dir", os.path.join(ROOT, "data", "trec"), "End-to-end data (train/test JSONL).")
+flags.DEFINE_integer("epochs", 3, "End-to-end epochs.")
+flags.DEFINE_float("learning_rate", 5e-5, "End-to-end peak learning rate.")
+flags.DEFINE_bool("compare", False, "Also run the HuggingFace + PyTorch baseline.")
+flags.DEFINE_string("hf_python", os.path.join(ROOT, ".venv-hf", "bin", "python"), "Interpreter for the baseline.")
+flags.DEFINE_integer("seed", 0, "Seed.")
+FLAGS = flags.FLAGS
+
+
+def peak_host_memory_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_flops_per_example(backbone, length, training):
+    """PaLM-style count: 2·N·T forward (+ attention), ×3 for training."""
+    parameters = sum(int(v.numpy().size) for v in backbone.weights)
+    forward = 2 * parameters * length + 4 * backbone.num_layers * backbone.hidden_dim * length**2
+    return 3 * forward if training else forward
+
+
+def throughput():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import kerasbert
+    from kerasbert.training.distribute import make_strategy
+
+    strategy = make_strategy(FLAGS.strategy)
+    with strategy.scope():
+        backbone, _ = kerasbert.load_backbone(FLAGS.backbone, dtype=FLAGS.mixed_precision)
+        model = kerasbert.LayerSelectedClassifier(backbone, 2)
+        model.compile(optimizer=keras.optimizers.Adam(2e-5), jit_compile=FLAGS.jit_compile)
+    rng = np.random.default_rng(FLAGS.seed)
+    shape = (FLAGS.batch_size, FLAGS.sequence_length)
+    features = {
+        # Ordinary word pieces: skip the special tokens at the start of the vocabulary.
+        "token_ids": rng.integers(
+            min(1000, backbone.vocabulary_size // 2), backbone.vocabulary_size, shape
+        ).astype("int32"),
+        "segment_ids": np.zeros(shape, "int32"),
+        "padding_mask": np.ones(shape, "int32"),
+    }
+    labels = rng.integers(0, 2, FLAGS.batch_size)
+
+    def timed(step):
+        for _ in range(3):
+            step()
+        started = time.perf_counter()
+        for _ in range(FLAGS.steps):
+            step()
+        return time.perf_counter() - started
+
+    train_seconds = timed(lambda: model.train_on_batch(features, labels))
+    infer_seconds = timed(lambda: model.predict_on_batch(features))
+    examples = FLAGS.steps * FLAGS.batch_size
+    result = {
+        "train_examples_per_second": examples / train_seconds,
+        "inference_examples_per_second": examples / infer_seconds,
+        "train_tokens_per_second": examples * FLAGS.sequence_length / train_seconds,
+        "inference_tokens_per_second": examples * FLAGS.sequence_length / infer_seconds,
+        "peak_host_memory_mb": peak_host_memory_mb(),
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+    }
+    if FLAGS.peak_tflops:
+        flops = model_flops_per_example(backbone, FLAGS.sequence_length, training=True)
+        result["train_mfu"] = result["train_examples_per_second"] * flops / (FLAGS.peak_tflops * 1e12)
+    return result
+
+
+def end_to_end():
+    import kerasbert
+
+    started = time.perf_counter()
+    train = kerasbert.read_labeled_texts(FLAGS.data_dir, "train")
+    test = kerasbert.read_labeled_texts(FLAGS.data_dir, "test", label_names=train.label_names)
+    with tempfile.TemporaryDirectory() as output_dir:
+        metrics = kerasbert.fine_tune(
+            FLAGS.backbone, train, output_dir, test=test, learning_rate=FLAGS.learning_rate,
+            batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, seed=FLAGS.seed,
+            mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+            export=False, verbose=0,
+        )
+    return {
+        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": metrics["train_seconds"],
+        "train_examples_per_second": FLAGS.epochs * len(train) / metrics["train_seconds"],
+        "test_error": metrics["test"]["error"],
+        "peak_host_memory_mb": peak_host_memory_mb(),
+    }
+
+
+def huggingface():
+    from kerasbert import backbones
+
+    model_dir = backbones.minilm_directory() if FLAGS.backbone == "minilm" else FLAGS.backbone
+    command = [
+        FLAGS.hf_python, os.path.join(ROOT, "tools", "hf_baseline.py"), f"--model_dir={model_dir}",
+        f"--mode={FLAGS.mode}", f"--data_dir={FLAGS.data_dir}", f"--epochs={FLAGS.epochs}",
+        f"--batch_size={FLAGS.batch_size}", f"--learning_rate={FLAGS.learning_rate}",
+        f"--sequence_length={FLAGS.sequence_length}", f"--steps={FLAGS.steps}",
+        f"--seed={FLAGS.seed}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"The HuggingFace baseline failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(_):
+    ours = throughput() if FLAGS.mode == "throughput" else end_to_end()
+    print(json.dumps({"kerasbert": ours}, indent=2))
+    if FLAGS.compare:
+        theirs = huggingface()
+        print(json.dumps({"huggingface_pytorch": theirs}, indent=2))
+        key = "wall_seconds" if FLAGS.mode == "end_to_end" else "train_examples_per_second"
+        print(f"kerasbert / huggingface {key}: {ours[key] / theirs[key]:.3f}")
+
+
+if __name__ == "__main__":
+    app.run(main)

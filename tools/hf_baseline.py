@@ -1,0 +1,132 @@
+r"""HuggingFace transformers + PyTorch baseline for tools/benchmark.py.
+
+Runs in its own interpreter (one that has torch and transformers):
+
+  python tools/hf_baseline.py --model_dir=DIR --data_dir=data/trec --mode=end_to_end
+  python tools/hf_baseline.py --model_dir=DIR --mode=throughput --sequence_length=128
+
+end_to_end: the plain recipe the issue describes: tokenize, fine-tune
+AutoModelForSequenceClassification with AdamW, linear warmup (10 %) then decay,
+dynamic padding (DataCollatorWithPadding), batch 24, then test accuracy.
+throughput: training and inference examples/second on fixed-length batches.
+Prints one JSON line.
+"""
+
+import argparse
+import json
+import os
+import resource
+import time
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--mode", choices=["end_to_end", "throughput"], default="end_to_end")
+    parser.add_argument("--data_dir", default="data/trec")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=24)
+    parser.add_argument("--learning_rate", type=float, default=5e-5)
+    parser.add_argument("--sequence_length", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoTokenizer
+    from transformers import DataCollatorWithPadding
+    from transformers import get_linear_schedule_with_warmup
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+
+    if args.mode == "throughput":
+        model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
+        ids = torch.randint(1000, 20000, (args.batch_size, args.sequence_length))
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                 "labels": torch.zeros(args.batch_size, dtype=torch.long)}
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+        model.train()
+        for step in range(args.steps + 3):
+            if step == 3:
+                train_started = time.perf_counter()
+            optimizer.zero_grad()
+            model(**batch).loss.backward()
+            optimizer.step()
+        train_seconds = time.perf_counter() - train_started
+        model.eval()
+        with torch.no_grad():
+            for step in range(args.steps + 3):
+                if step == 3:
+                    infer_started = time.perf_counter()
+                model(input_ids=ids, attention_mask=batch["attention_mask"])
+        infer_seconds = time.perf_counter() - infer_started
+        examples = args.steps * args.batch_size
+        print(json.dumps({
+            "train_examples_per_second": examples / train_seconds,
+            "inference_examples_per_second": examples / infer_seconds,
+            "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }))
+        return
+
+    def read(split):
+        with open(os.path.join(args.data_dir, f"{split}.jsonl"), encoding="utf-8") as file:
+            rows = [json.loads(line) for line in file if line.strip()]
+        return [r["text"] for r in rows], [r["label"] for r in rows]
+
+    train_texts, train_labels = read("train")
+    test_texts, test_labels = read("test")
+    names = sorted(set(train_labels))
+    index = {name: i for i, name in enumerate(names)}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        args.model_dir, num_labels=len(names)
+    )
+    encode = lambda texts: tokenizer(texts, truncation=True, max_length=512)  # noqa: E731
+    train_encoded, test_encoded = encode(train_texts), encode(test_texts)
+    collator = DataCollatorWithPadding(tokenizer)
+
+    def batches(encoded, labels, shuffle, generator=None):
+        order = (torch.randperm(len(labels), generator=generator) if shuffle
+                 else torch.arange(len(labels)))
+        for start in range(0, len(labels), args.batch_size):
+            chosen = order[start:start + args.batch_size].tolist()
+            features = collator([{"input_ids": encoded["input_ids"][i],
+                                  "attention_mask": encoded["attention_mask"][i]} for i in chosen])
+            features["labels"] = torch.tensor([index[labels[i]] for i in chosen])
+            yield features
+
+    steps_per_epoch = -(-len(train_labels) // args.batch_size)
+    total_steps = args.epochs * steps_per_epoch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)
+    generator = torch.Generator().manual_seed(args.seed)
+    train_started = time.perf_counter()
+    model.train()
+    for _ in range(args.epochs):
+        for features in batches(train_encoded, train_labels, True, generator):
+            optimizer.zero_grad()
+            model(**features).loss.backward()
+            optimizer.step()
+            scheduler.step()
+    train_seconds = time.perf_counter() - train_started
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for features in batches(test_encoded, test_labels, False):
+            labels = features.pop("labels")
+            correct += int((model(**features).logits.argmax(-1) == labels).sum())
+    print(json.dumps({
+        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": train_seconds,
+        "train_examples_per_second": args.epochs * len(train_labels) / train_seconds,
+        "test_error": 1 - correct / len(test_labels),
+        "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+if __name__ == "__main__":
+    main()
