@@ -16,6 +16,7 @@ from kerasbert.data.datasets import LabeledTexts
 from kerasbert.data.datasets import load_dataset
 from kerasbert.data.datasets import read_labeled_texts
 from kerasbert.export import export_serving
+from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.models.multi_task_classifier import MultiTaskClassifier
@@ -32,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ClassifierPreprocessor",
+    "FeatureBiLSTMClassifier",
     "LabeledTexts",
     "LayerSelectedClassifier",
     "LayerwiseDecay",
