@@ -30,6 +30,7 @@ flags.DEFINE_string("validation", None, "Validation data; unset carves --validat
 flags.DEFINE_float("validation_fraction", 0.1, "Fraction of train carved off as validation when --validation is unset; 0 keeps the last epoch instead.")
 flags.DEFINE_string("test", None, "Test data, evaluated with the best epoch.")
 flags.DEFINE_integer("train_examples", None, "Use a seeded random subset of this many training examples (before carving validation).")
+flags.DEFINE_integer("train_examples_per_class", None, "Few-shot: a seeded subset of this many examples per class (before carving validation).")
 flags.DEFINE_string("train_split", "train", "Split read from a directory or TFDS for --train.")
 flags.DEFINE_string("validation_split", "validation", "Split read for --validation.")
 flags.DEFINE_string("test_split", "test", "Split read for --test.")
@@ -88,6 +89,8 @@ def main(_):
     train = kerasbert.read_labeled_texts(FLAGS.train, FLAGS.train_split, **read)
     if FLAGS.train_examples:
         train = train.sample(FLAGS.train_examples, seed=FLAGS.seed)
+    if FLAGS.train_examples_per_class:
+        train = train.sample_per_class(FLAGS.train_examples_per_class, seed=FLAGS.seed)
     read["label_names"] = train.label_names
     validation = None
     if FLAGS.validation:

@@ -62,6 +62,27 @@ class LabeledTexts:
             f"{self.source} ({count} sampled)",
         )
 
+    def sample_per_class(self, count, seed=0):
+        """A reproducible subset of `count` examples of every class (few-shot).
+
+        Raises a `ValueError` naming the class when one has fewer examples.
+        """
+        rng = np.random.default_rng(seed)
+        chosen = []
+        for label, name in enumerate(self.label_names):
+            members = np.flatnonzero(self.labels == label)
+            if len(members) < count:
+                raise ValueError(
+                    f"Class {name!r} of {self.source} has {len(members)} examples; "
+                    f"{count} per class were asked for."
+                )
+            chosen.extend(rng.choice(members, count, replace=False))
+        chosen = np.sort(np.array(chosen))
+        return LabeledTexts(
+            [self.texts[i] for i in chosen], self.labels[chosen], self.label_names,
+            f"{self.source} ({count} per class)",
+        )
+
     def split(self, fraction, seed=0):
         """Carve a random `fraction` off as a second set, reproducibly.
 

@@ -148,3 +148,13 @@ def test_sample_is_reproducible_subset(tmp_path):
     assert sample.texts == sorted(sample.texts, key=data.texts.index)  # file order kept
     with pytest.raises(ValueError, match="Cannot sample 51"):
         data.sample(51)
+
+
+def test_sample_per_class_for_few_shot(tmp_path):
+    records = [{"text": f"text {i}", "label": "ab"[i % 3 == 0]} for i in range(30)]
+    data = kerasbert.read_labeled_texts(write_jsonl(tmp_path / "a.jsonl", records))
+    few = data.sample_per_class(4, seed=2)
+    assert np.bincount(few.labels).tolist() == [4, 4]
+    assert few.texts == data.sample_per_class(4, seed=2).texts
+    with pytest.raises(ValueError, match="Class 'b' .* has 10 examples; 11 per class"):
+        data.sample_per_class(11)
