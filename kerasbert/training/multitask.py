@@ -126,8 +126,19 @@ def multitask_fine_tune(
     output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
+    steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
     with strategy.scope():
         backbone_model, tokenizer = load_backbone(backbone)
+        model = MultiTaskClassifier(
+            backbone_model, {name: len(task.train.label_names) for name, task in tasks.items()},
+            layers=layers, combine=combine, dropout=dropout,
+        )
+        model.compile(
+            optimizer=build_optimizer(
+                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+                layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
+            )
+        )
     preprocessors = {
         name: ClassifierPreprocessor(
             tokenizer, sequence_length=task.sequence_length, truncation=task.truncation,
@@ -142,18 +153,6 @@ def multitask_fine_tune(
             seed=seed, bucket=training,
         )
 
-    steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
-    with strategy.scope():
-        model = MultiTaskClassifier(
-            backbone_model, {name: len(task.train.label_names) for name, task in tasks.items()},
-            layers=layers, combine=combine, dropout=dropout,
-        )
-        model.compile(
-            optimizer=build_optimizer(
-                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-                layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
-            )
-        )
     weights = task_weights({name: len(task.train) for name, task in tasks.items()}, sampling, alpha)
     train_stream = mix_task_batches(
         {name: batches(name, task.train, True) for name, task in tasks.items()}, weights, seed
