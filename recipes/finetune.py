@@ -45,6 +45,7 @@ flags.DEFINE_enum("segment_pooling", "mean", ["mean", "max", "attention"], "Pool
 flags.DEFINE_integer("max_segments", None, "Most segments per document (first ceil(m/2) + last floor(m/2) kept).")
 flags.DEFINE_integer("segment_stride", 0, "Word pieces shared by consecutive segments.")
 flags.DEFINE_enum("long_text", None, LONG_TEXT_STRATEGIES, "Shorthand for the paper's Table 2 rows: sets --truncation (and --segment_pooling).")
+flags.DEFINE_enum("classifier", "cls", ["cls", "feature_bilstm"], "cls: softmax on [CLS]; feature_bilstm: BERT-Feat (frozen features of one layer into a BiLSTM with self-attention).")
 flags.DEFINE_string("layers", "-1", "Layer(s) read: an int, comma-separated ints, first4, last4 or all.")
 flags.DEFINE_enum("combine", "concat", ["concat", "mean", "max"], "How several layers combine.")
 flags.DEFINE_bool("freeze_backbone", False, "Train the head only (feature-based baseline).")
@@ -107,7 +108,7 @@ def main(_):
         sequence_length=FLAGS.sequence_length, truncation=truncation,
         head_length=FLAGS.head_length, segment_pooling=segment_pooling,
         max_segments=FLAGS.max_segments, segment_stride=FLAGS.segment_stride,
-        layers=parse_layers(FLAGS.layers),
+        classifier=FLAGS.classifier, layers=parse_layers(FLAGS.layers),
         combine=FLAGS.combine, dropout=FLAGS.dropout,
         freeze_backbone=FLAGS.freeze_backbone, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,

@@ -12,6 +12,8 @@ from absl import logging
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.export import export_serving
+from kerasbert.layers import layer_selection
+from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
 from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
 from kerasbert.optimizers.layerwise import LAYER_NORM_AND_BIAS
@@ -25,6 +27,7 @@ from kerasbert.training import callbacks as run_callbacks
 from kerasbert.training.distribute import output_dir_for
 
 METRICS_FILE = "metrics.json"
+CLASSIFIERS = ("cls", "feature_bilstm")
 PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
 SCHEDULES = ("warmup_linear", "slanted_triangular")
 
@@ -68,15 +71,31 @@ def build_optimizer(
 
 
 def _build_classifier(
-    backbone, train, sequence_length, truncation, head_length, max_segments, segment_stride,
-    segment_pooling, layers, combine, dropout, freeze_backbone, mixed_precision,
+    backbone, train, classifier, sequence_length, truncation, head_length, max_segments,
+    segment_stride, segment_pooling, layers, combine, dropout, freeze_backbone, mixed_precision,
 ):
     backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
     preprocessor = ClassifierPreprocessor(
         tokenizer, sequence_length=sequence_length, truncation=truncation,
         head_length=head_length, max_segments=max_segments, stride=segment_stride,
     )
-    if preprocessor.segmented:
+    if classifier == "feature_bilstm":
+        if preprocessor.segmented:
+            raise ValueError(
+                '`classifier="feature_bilstm"` reads one sequence per text; it does not '
+                'support `truncation="segments"`.'
+            )
+        indexes = layer_selection.resolve_layers(layers, backbone_model.num_layers)
+        if len(indexes) != 1:
+            raise ValueError(
+                '`classifier="feature_bilstm"` reads the states of one layer. '
+                f"Received: layers={layers!r}"
+            )
+        (layer,) = indexes
+        model = FeatureBiLSTMClassifier(
+            backbone_model, num_classes=len(train.label_names), layer=layer, dropout=dropout,
+        )
+    elif preprocessor.segmented:
         backbone_model.trainable = not freeze_backbone
         model = SegmentPoolingClassifier(
             backbone_model, num_classes=len(train.label_names), pooling=segment_pooling,
@@ -103,6 +122,7 @@ def fine_tune(
     segment_pooling="mean",
     max_segments=None,
     segment_stride=0,
+    classifier="cls",
     layers=-1,
     combine="concat",
     dropout=0.1,
@@ -157,6 +177,11 @@ def fine_tune(
             `truncation="segments"`.
         max_segments, segment_stride: the preprocessor's `max_segments` and
             `stride` under `truncation="segments"`.
+        classifier: str. `"cls"`: softmax on [CLS] states
+            (`LayerSelectedClassifier`, or `SegmentPoolingClassifier` under
+            segments); `"feature_bilstm"`: the paper's BERT-Feat baseline,
+            `FeatureBiLSTMClassifier` on the frozen states of the one layer
+            `layers` names.
         layers, combine, dropout, freeze_backbone: see
             `kerasbert.LayerSelectedClassifier`.
         learning_rate: float. The peak learning rate.
@@ -202,6 +227,8 @@ def fine_tune(
                 f"training data has {train.label_names}. Read it with "
                 "label_names=train.label_names."
             )
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"`classifier` must be one of {CLASSIFIERS}. Received: {classifier!r}")
     if mixed_precision not in PRECISIONS:
         raise ValueError(
             f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
@@ -212,7 +239,7 @@ def fine_tune(
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         model, preprocessor = _build_classifier(
-            backbone, train, sequence_length, truncation, head_length, max_segments,
+            backbone, train, classifier, sequence_length, truncation, head_length, max_segments,
             segment_stride, segment_pooling, layers, combine, dropout, freeze_backbone,
             mixed_precision,
         )

@@ -1,10 +1,14 @@
-"""The paper's fine-tuning experiment grids (Tables 2–4) and their reports.
+"""The paper's experiment grids (Tables 2–7), run cell by cell, resumably.
 
-Each cell is an ordinary `fine_tune` run in `output_dir/<cell>`; a grid that
-is stopped and started again skips the cells whose `metrics.json` exists.
-`write_report` lays the results out like the paper's table, our error beside
-the paper's figure where the paper has one, with the exact settings of every
-cell and PNG charts.
+Each cell is an ordinary recipe run in its own directory: `fine_tune` in
+`output_dir/<cell>` (Table 7: `output_dir/<cell>/<task>`), or
+`multitask_fine_tune` in `output_dir/<cell>` for the multi-task cells. A
+cell that starts from a further-pre-trained encoder finds it in
+`output_dir/pretraining/<corpus>/backbone`, built once by
+`further_pretrain` and shared by every cell that needs it. A grid that is
+stopped and started again skips whatever has its `metrics.json` (and
+`further_pretrain` itself resumes from its last checkpoint).
+`kerasbert.training.grid_reports` lays the results out like the paper.
 """
 
 import dataclasses
@@ -12,38 +16,59 @@ import json
 import os
 
 from kerasbert.training.fine_tuning import fine_tune
+from kerasbert.training.multitask import Task
+from kerasbert.training.multitask import multitask_fine_tune
+from kerasbert.training.pretraining import further_pretrain
 
-TABLES = (2, 3, 4)
-# The paper's IMDb test errors (%), BERT-base (../shared/PAPER.md).
-PAPER_ERRORS = {
-    2: {"head": 5.63, "tail": 5.44, "head_tail": 5.42, "segments_mean": 5.89,
-        "segments_max": 5.71, "segments_attention": 5.49},
-    3: {**{f"layer_{i}": e for i, e in enumerate(
-        [11.07, 9.81, 9.29, 8.66, 7.83, 6.83, 6.83, 6.41, 6.04, 5.70, 5.46, 5.42], start=1)},
-        "first4_concat": 8.69, "first4_mean": 9.09, "first4_max": 8.76, "last4_concat": 5.43,
-        "last4_mean": 5.44, "last4_max": 5.42, "all_concat": 5.44},
-    4: {"lr2.5e-05_xi1.0": 5.52, "lr2.5e-05_xi0.95": 5.46, "lr2.5e-05_xi0.9": 5.44,
-        "lr2.5e-05_xi0.85": 5.58, "lr2e-05_xi1.0": 5.42, "lr2e-05_xi0.95": 5.40,
-        "lr2e-05_xi0.9": 5.52, "lr2e-05_xi0.85": 5.65},
-}
+TABLES = (2, 3, 4, 5, 6, 7)
 DECAYS = (1.0, 0.95, 0.9, 0.85)
+# Further pre-training corpora of Tables 5–7: the target task's own training
+# text, text of its domain, and text of every domain.
+CORPORA = ("itpt", "idpt", "cdpt")
 
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One run of a grid: its name and the `fine_tune` arguments it sets."""
+    """One run of a grid.
+
+    Attributes:
+        name: str. The cell's directory and row name.
+        settings: dict. `fine_tune` arguments the cell sets.
+        pretraining: str or None. The corpus (one of `CORPORA`) the backbone
+            is further pre-trained on before fine-tuning.
+        multitask: bool. Fine-tune jointly on every task, then per task.
+    """
 
     name: str
-    settings: dict
+    settings: dict = dataclasses.field(default_factory=dict)
+    pretraining: str = None
+    multitask: bool = False
 
 
-def table_cells(table, num_layers, learning_rates=(2.5e-5, 2e-5)):
+def table_cells(table, num_layers, learning_rates=(2.5e-5, 2e-5), corpora=CORPORA,
+                feature_learning_rate=1e-3):
     """The cells of the paper's Table `table` for an encoder of `num_layers`.
 
     Table 3's rows use our layer numbering: `layer_i` is the output of
     transformer layer i (the paper's "Layer-(i−1)"), and `embeddings`, our
-    layer 0, is an extra row the paper does not have.
+    layer 0, is an extra row the paper does not have. Tables 5–7 include a
+    further-pre-trained row only for the corpora in `corpora`.
+
+    Args:
+        table: int. One of `TABLES`.
+        num_layers: int. The encoder's transformer layers.
+        learning_rates: Table 4's learning rates.
+        corpora: the further pre-training corpora available (Tables 5–7).
+        feature_learning_rate: float. The BERT-Feat cell's learning rate
+            (Table 6): its BiLSTM trains from scratch on frozen features.
+
+    Returns:
+        A list of `Cell` in table order.
     """
+    unknown = set(corpora) - set(CORPORA)
+    if unknown:
+        raise ValueError(f"`corpora` must be among {CORPORA}. Received: {sorted(unknown)}")
+    pretrained = [Cell(f"{c}_fit", pretraining=c) for c in CORPORA if c in corpora]
     if table == 2:
         return [
             Cell("head", {"truncation": "head"}),
@@ -61,120 +86,124 @@ def table_cells(table, num_layers, learning_rates=(2.5e-5, 2e-5)):
     if table == 4:
         return [Cell(f"lr{lr:g}_xi{xi:g}", {"learning_rate": lr, "layer_decay": xi})
                 for lr in learning_rates for xi in DECAYS]
+    if table == 5:
+        return [Cell("fit"), *pretrained]
+    if table == 6:
+        feat = Cell("feat", {"classifier": "feature_bilstm", "learning_rate": feature_learning_rate})
+        return [feat, Cell("fit"), *pretrained]
+    if table == 7:
+        cells = [Cell("fit"), Cell("mfit_fit", multitask=True)]
+        if "cdpt" in corpora:
+            cells += [Cell("cdpt_fit", pretraining="cdpt"),
+                      Cell("cdpt_mfit_fit", pretraining="cdpt", multitask=True)]
+        return cells
     raise ValueError(f"`table` must be one of {TABLES}. Received: {table!r}")
 
 
-def run_grid(table, backbone, train, output_dir, *, validation=None, test=None,
-             learning_rates=(2.5e-5, 2e-5), num_layers, verbose=0, **budget):
+def _read_metrics(directory):
+    path = os.path.join(directory, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
+
+
+def write_corpus(texts, path):
+    """Write texts as a JSON Lines corpus (`{"text": ...}` per line)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as file:
+        for text in texts:
+            file.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=None,
+             learning_rates=(2.5e-5, 2e-5), feature_learning_rate=1e-3, num_layers,
+             finetune_epochs=1, finetune_learning_rate=None, verbose=0, **budget):
     """Run every cell of Table `table` that has no results yet.
 
     Args:
-        table: int. 2, 3 or 4.
+        table: int. One of `TABLES`.
         backbone: str. Backbone spec.
-        train, validation, test: `LabeledTexts`.
+        tasks: dict. Task name → `kerasbert.training.multitask.Task`. Tables
+            2–6 use the first task only; Table 7 runs every task.
         output_dir: str. One sub-directory per cell.
+        corpora: dict or None. Corpus name (one of `CORPORA`) → a list of
+            `(corpus spec, weight)` sources for `further_pretrain`; only
+            these pre-trained rows of Tables 5–7 are run.
+        pretraining: dict or None. `further_pretrain` arguments (steps,
+            batch_size, sequence_length, learning_rate, …).
         learning_rates: Table 4's learning rates.
+        feature_learning_rate: float. Table 6's BERT-Feat learning rate.
         num_layers: int. The backbone's transformer layers (Table 3's rows).
+        finetune_epochs, finetune_learning_rate: Table 7's per-task phase
+            after joint fine-tuning (see `multitask_fine_tune`).
         verbose: int. Keras verbosity.
         **budget: further `fine_tune` arguments shared by every cell
             (epochs, batch_size, sequence_length, learning_rate, seed, …).
+            Each task's `sequence_length`, `truncation` and `head_length`
+            come from its `Task`.
 
     Returns:
-        A list of `(cell, metrics)` in table order.
+        A list of `(cell, {task name: metrics})` in table order; a
+        multi-task cell's metrics per task are its per-task fine-tuning
+        results, with the joint phase's under `"joint"`.
     """
+    corpora = corpora or {}
+    cells = table_cells(table, num_layers, learning_rates, tuple(corpora), feature_learning_rate)
+    names = list(tasks) if table == 7 else list(tasks)[:1]
     results = []
-    for cell in table_cells(table, num_layers, learning_rates):
-        cell_dir = os.path.join(output_dir, cell.name)
-        metrics_path = os.path.join(cell_dir, "metrics.json")
-        if os.path.exists(metrics_path):
-            with open(metrics_path) as file:
-                metrics = json.load(file)
-        else:
-            metrics = fine_tune(
-                backbone, train, cell_dir, validation=validation, test=test,
-                verbose=verbose, **{**budget, **cell.settings},
+    for cell in cells:
+        cell_backbone = backbone
+        if cell.pretraining:
+            cell_backbone = _pretrained_backbone(
+                backbone, cell.pretraining, corpora[cell.pretraining], output_dir,
+                pretraining or {}, verbose,
             )
-        results.append((cell, metrics))
+        cell_dir = os.path.join(output_dir, cell.name)
+        if cell.multitask:
+            results.append((cell, _run_multitask_cell(
+                cell_backbone, {n: tasks[n] for n in names}, cell_dir, finetune_epochs,
+                finetune_learning_rate, verbose, budget,
+            )))
+            continue
+        per_task = {}
+        for name in names:
+            task_dir = os.path.join(cell_dir, name) if table == 7 else cell_dir
+            per_task[name] = _read_metrics(task_dir) or fine_tune(
+                cell_backbone, tasks[name].train, task_dir, validation=tasks[name].validation,
+                test=tasks[name].test, verbose=verbose,
+                **{**budget, **_task_settings(tasks[name]), **cell.settings},
+            )
+        results.append((cell, per_task))
     return results
 
 
-def _error(metrics):
-    split = "test" if "test" in metrics else "validation"
-    return split, 100 * metrics[split]["error"]
+def _task_settings(task):
+    return {"sequence_length": task.sequence_length, "truncation": task.truncation,
+            "head_length": task.head_length}
 
 
-def write_report(table, results, output_dir, command=""):
-    """Write `report.md` and PNG charts for a finished grid.
-
-    Returns:
-        The path of `report.md`.
-    """
-    paper = PAPER_ERRORS.get(table, {})
-    errors = {cell.name: _error(metrics)[1] for cell, metrics in results}
-    split = _error(results[0][1])[0]
-    best = min(errors, key=errors.get)
-    lines = [f"# Table {table}: our {split} error (%) beside the paper's (BERT-base, IMDb test)",
-             "", f"Command: `{command}`" if command else "", "",
-             f"| cell | ours ({split}) | paper | settings |", "|---|---|---|---|"]
-    for cell, metrics in results:
-        ours = f"{errors[cell.name]:.2f}"
-        ours = f"**{ours}**" if cell.name == best else ours
-        theirs = paper.get(cell.name)
-        settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
-        lines.append(f"| {cell.name} | {ours} | {'–' if theirs is None else theirs} | {settings} |")
-    lines += ["", "Every cell is a `fine_tune` run in its own directory; its `metrics.json` "
-              "holds all settings and per-epoch figures.", ""]
-    charts = _write_charts(table, results, errors, output_dir)
-    lines += [f"![{os.path.basename(c)}]({os.path.basename(c)})" for c in charts]
-    path = os.path.join(output_dir, "report.md")
-    with open(path, "w") as file:
-        file.write("\n".join(lines) + "\n")
-    return path
+def _pretrained_backbone(backbone, corpus, sources, output_dir, pretraining, verbose):
+    directory = os.path.join(output_dir, "pretraining", corpus)
+    if _read_metrics(directory) is None:
+        further_pretrain(backbone, sources, directory, verbose=verbose, **pretraining)
+    return os.path.join(directory, "backbone")
 
 
-def _write_charts(table, results, errors, output_dir):
-    import matplotlib
+def _run_multitask_cell(backbone, tasks, cell_dir, finetune_epochs, finetune_learning_rate,
+                        verbose, budget):
+    metrics = _read_metrics(cell_dir)
+    if metrics is None:
+        shared = ("learning_rate", "batch_size", "epochs", "warmup_proportion", "layer_decay",
+                  "layer_decay_convention", "layers", "combine", "dropout", "seed")
+        metrics = multitask_fine_tune(
+            backbone, tasks, cell_dir, then_finetune=True, finetune_epochs=finetune_epochs,
+            finetune_learning_rate=finetune_learning_rate, verbose=verbose,
+            **{k: v for k, v in budget.items() if k in shared},
+        )
+    return {name: {**metrics["finetuned"][name], "joint": metrics["joint"][name]}
+            for name in tasks}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    charts = []
-    if table == 3:
-        layer_cells = [c for c, _ in results if c.name == "embeddings" or c.name.startswith("layer_")]
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        axes.plot(range(len(layer_cells)), [errors[c.name] for c in layer_cells], marker="o")
-        axes.set_xlabel("layer (0 = embeddings)")
-        axes.set_ylabel("error %")
-        charts.append(_save(figure, output_dir, "error_per_layer.png"))
-    if table == 4:
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        rates = sorted({c.settings["learning_rate"] for c, _ in results}, reverse=True)
-        for rate in rates:
-            cells = [c for c, _ in results if c.settings["learning_rate"] == rate]
-            axes.plot([c.settings["layer_decay"] for c in cells], [errors[c.name] for c in cells],
-                      marker="o", label=f"lr {rate:g}")
-        axes.set_xlabel("ξ (layer-wise decay)")
-        axes.set_ylabel("error %")
-        axes.invert_xaxis()
-        axes.legend()
-        charts.append(_save(figure, output_dir, "error_vs_decay.png"))
-    figure, axes = plt.subplots(figsize=(6, 3.5))
-    for cell, metrics in results:
-        losses = [epoch.get("loss") for epoch in metrics.get("epochs", [])]
-        axes.plot(range(1, len(losses) + 1), losses, label=cell.name)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("training loss")
-    if len(results) <= 10:
-        axes.legend(fontsize=7)
-    charts.append(_save(figure, output_dir, "training_curves.png"))
-    return charts
-
-
-def _save(figure, output_dir, name):
-    import matplotlib.pyplot as plt
-
-    path = os.path.join(output_dir, name)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path

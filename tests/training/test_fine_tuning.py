@@ -91,6 +91,34 @@ def test_mismatched_label_vocabulary_is_rejected(tmp_path):
         kerasbert.fine_tune("tiny", train, str(tmp_path), validation=other, **RUN)
 
 
+def test_feature_bilstm_classifier_arguments_are_checked(tmp_path):
+    train = sentiment_data(8, 0)
+    with pytest.raises(ValueError, match="classifier"):
+        kerasbert.fine_tune("tiny", train, str(tmp_path), classifier="svm", **RUN)
+    with pytest.raises(ValueError, match="one layer"):
+        kerasbert.fine_tune("tiny", train, str(tmp_path), classifier="feature_bilstm",
+                            layers="all", **RUN)
+    with pytest.raises(ValueError, match="segments"):
+        kerasbert.fine_tune("tiny", train, str(tmp_path), classifier="feature_bilstm",
+                            truncation="segments", **RUN)
+
+
+@pytest.mark.slow
+def test_fine_tune_feature_bilstm_baseline_learns_with_a_frozen_backbone(tmp_path):
+    metrics = kerasbert.fine_tune(
+        "tiny", sentiment_data(96, 0), str(tmp_path), test=sentiment_data(32, 2),
+        classifier="feature_bilstm", **{**RUN, "epochs": 4},
+    )
+    assert metrics["test"]["accuracy"] > 0.9
+    model = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(model, kerasbert.FeatureBiLSTMClassifier)
+    frozen, _ = kerasbert.load_backbone(str(tmp_path / "preset"))
+    keras.utils.set_random_seed(RUN["seed"])  # as fine_tune did before building
+    untouched, _ = kerasbert.load_backbone("tiny")
+    for a, b in zip(frozen.weights, untouched.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 @pytest.mark.slow
 def test_fine_tune_hierarchical_segments_learns(tmp_path):
     metrics = kerasbert.fine_tune(
