@@ -42,7 +42,7 @@ flags.DEFINE_enum("table", None, [str(t) for t in grids.TABLES], "The paper's ta
 flags.DEFINE_string("dataset", None, "Registry name (with --data_dir) or dataset spec.")
 flags.DEFINE_list("multitask_datasets", [], "Table 7: the other tasks (names or specs).")
 flags.DEFINE_string("data_dir", None, "Directory of the paper's datasets / TFDS data.")
-flags.DEFINE_string("backbone", "minilm", "Backbone spec.")
+flags.DEFINE_string("backbone", None, "Backbone spec; unset: minilm, or for Chinese Sogou News keras-hub's bert_base_zh (a preset name, or a local directory in its layout).")
 flags.DEFINE_enum("budget", "paper", ["paper", "cpu"], "Preset budget; explicit flags override it.")
 flags.DEFINE_integer("train_examples", None, "Budget: a seeded subset of training examples per task.")
 flags.DEFINE_integer("train_examples_per_class", None, "Budget: few-shot examples per class.")
@@ -123,6 +123,15 @@ def read_task(dataset):
     return task, all_texts
 
 
+def backbone_spec():
+    if FLAGS.backbone:
+        return FLAGS.backbone
+    named = registry.DATASETS.get(FLAGS.dataset)
+    if named is not None and named.backbone.endswith("_zh"):
+        return named.backbone  # MiniLM's English vocabulary would read [UNK] and little else
+    return "minilm"
+
+
 def main(_):
     apply_budget()
     table = int(FLAGS.table)
@@ -141,9 +150,10 @@ def main(_):
         corpora["idpt"] = [parse_source(s) for s in FLAGS.in_domain_corpus]
     if FLAGS.cross_domain_corpus and table in (5, 6, 7):
         corpora["cdpt"] = [parse_source(s) for s in FLAGS.cross_domain_corpus]
-    backbone, _ = kerasbert.load_backbone(FLAGS.backbone)
+    spec = backbone_spec()
+    backbone, _ = kerasbert.load_backbone(spec)
     results = grids.run_grid(
-        table, FLAGS.backbone, tasks, FLAGS.output_dir, corpora=corpora,
+        table, spec, tasks, FLAGS.output_dir, corpora=corpora,
         pretraining=dict(
             steps=FLAGS.pretrain_steps, warmup_steps=FLAGS.pretrain_warmup_steps,
             batch_size=FLAGS.pretrain_batch_size, sequence_length=FLAGS.pretrain_sequence_length,

@@ -30,12 +30,16 @@ class NamedDataset:
         class_names: tuple of str or None. For Zhang CSVs without
             `classes.txt`.
         tfds_name: str or None. TFDS fallback when the directory is absent.
+        backbone: str. The backbone the paper fine-tuned: BERT-base uncased
+            for English, BERT-base Chinese (keras-hub `bert_base_zh`) for
+            Sogou News.
     """
 
     directory: str
     layout: str
     class_names: tuple = None
     tfds_name: str = None
+    backbone: str = "bert_base_en_uncased"
 
 
 DATASETS = {
@@ -46,7 +50,7 @@ DATASETS = {
     "yahoo": NamedDataset("yahoo_answers_csv", "zhang_csv"),
     "ag_news": NamedDataset("ag_news_csv", "zhang_csv"),
     "dbpedia": NamedDataset("dbpedia_csv", "zhang_csv"),
-    "sogou": NamedDataset("sogou_news", "jsonl"),
+    "sogou": NamedDataset("sogou_news", "jsonl", backbone="bert_base_zh"),
 }
 
 

@@ -1,2 +1,3 @@
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor  # noqa: F401
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator  # noqa: F401
+from kerasbert.text.vocabulary_coverage import unknown_piece_rate  # noqa: F401

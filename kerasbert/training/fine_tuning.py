@@ -23,12 +23,15 @@ from kerasbert.optimizers.layerwise import layerwise_multipliers
 from kerasbert.optimizers.schedules import SlantedTriangular
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
+from kerasbert.text.vocabulary_coverage import unknown_piece_rate
 from kerasbert.training import callbacks as run_callbacks
 from kerasbert.training.distribute import output_dir_for
 
 METRICS_FILE = "metrics.json"
 CLASSIFIERS = ("cls", "feature_bilstm")
 PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
+# Above this share of [UNK] word pieces the vocabulary does not fit the text.
+UNKNOWN_RATE_WARNING = 0.05
 SCHEDULES = ("warmup_linear", "slanted_triangular")
 
 
@@ -153,7 +156,8 @@ def fine_tune(
     the same `output_dir`.
 
     `output_dir` receives `metrics.json` (the settings, per-epoch metrics,
-    the best epoch, validation and test accuracy and error), `history.csv`,
+    the best epoch, validation and test accuracy and error, and the share of
+    training word pieces that are [UNK], logged as a warning above 5 %), `history.csv`,
     TensorBoard `logs/`, `checkpoints/`, `model.keras`, `label_names.json`,
     `preset/` (the fine-tuned encoder with its tokenizer and preprocessor),
     and, with `export`, a raw-text SavedModel in `saved_model/`.
@@ -255,6 +259,14 @@ def fine_tune(
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer, jit_compile=jit_compile)
     backbone_model = model.backbone
+    unknown_rate = unknown_piece_rate(preprocessor.tokenizer, train.texts)
+    if unknown_rate > UNKNOWN_RATE_WARNING:
+        logging.warning(
+            "%.0f %% of the word pieces of the training texts are [UNK] for backbone %r: its "
+            "vocabulary does not cover this text (Chinese text needs a Chinese vocabulary, "
+            "e.g. the keras-hub preset bert_base_zh or a local directory in its layout).",
+            100 * unknown_rate, backbone,
+        )
 
     def batches(data, training):
         # Evaluation keeps the order, so Keras knows the number of batches.
@@ -280,7 +292,8 @@ def fine_tune(
     for epoch in history:
         if "val_accuracy" in epoch:
             epoch["val_error"] = 1.0 - epoch["val_accuracy"]
-    metrics = {"settings": settings, "label_names": train.label_names, "epochs": history}
+    metrics = {"settings": settings, "label_names": train.label_names, "epochs": history,
+               "unknown_piece_rate": unknown_rate}
     if monitor:
         model.load_weights(os.path.join(output_dir, run_callbacks.BEST_WEIGHTS_FILE))
         best = max(history, key=lambda epoch: epoch[monitor])

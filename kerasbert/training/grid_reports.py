@@ -81,6 +81,8 @@ def write_report(table, results, output_dir, command="", dataset=None):
     if table == 7:
         lines += _multitask_table(results, tasks)
     else:
+        if table == 4:
+            lines += _decay_matrix(results, tasks[0])
         lines += _single_task_table(table, results, tasks[0], dataset)
     lines += ["", "Every cell is a recipe run in its own directory, named after the cell; its "
               "`metrics.json` holds all settings and per-epoch figures.", ""]
@@ -128,6 +130,22 @@ def _single_task_table(table, results, task, dataset):
         lines += ["", "Δ is the relative error reduction against BERT-Feat, as in the paper's "
                   "Avg Δ column."]
     return lines
+
+
+def _decay_matrix(results, task):
+    """Table 4 as the paper lays it out: a row per learning rate, a column per ξ."""
+    split, _ = error_of(results[0][1][task])
+    errors = {(c.settings["learning_rate"], c.settings["layer_decay"]): error_of(m[task])[1]
+              for c, m in results}
+    shown = _bold_min(errors)
+    rates = list(dict.fromkeys(rate for rate, _ in errors))
+    decays = list(dict.fromkeys(decay for _, decay in errors))
+    lines = [f"Ours ({split} error %):", "",
+             "| lr |" + "".join(f" ξ={d:.2f} |" for d in decays),
+             "|---|" + "---|" * len(decays)]
+    for rate in rates:
+        lines.append(f"| {rate:g} |" + "".join(f" {shown.get((rate, d), '–')} |" for d in decays))
+    return lines + ["", "Per cell, beside the paper's IMDb figure where it ran the same cell:", ""]
 
 
 def _multitask_table(results, tasks):

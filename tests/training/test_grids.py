@@ -61,6 +61,17 @@ def test_report_of_table_6_has_paper_figures_and_relative_reduction(tmp_path):
     assert "no figures for mydata" in other
 
 
+def test_report_of_table_4_lays_out_rates_by_decay(tmp_path):
+    cells = grids.table_cells(4, 6, learning_rates=(1e-4, 2e-5))
+    results = [(c, {"trec": _run(e / 100)}) for c, e in zip(cells, range(8, 0, -1))]
+    report = open(grid_reports.write_report(4, results, str(tmp_path))).read()
+    assert "| lr | ξ=1.00 | ξ=0.95 | ξ=0.90 | ξ=0.85 |" in report
+    assert "| 0.0001 | 8.00 | 7.00 | 6.00 | 5.00 |" in report
+    assert "| 2e-05 | 4.00 | 3.00 | 2.00 | **1.00** |" in report
+    assert "| lr2e-05_xi0.95 | 3.00 | 5.40 |" in report  # the paper's cell beside ours
+    assert (tmp_path / "error_vs_decay.png").exists()
+
+
 def test_report_of_table_7_has_a_column_pair_per_task(tmp_path):
     cells = grids.table_cells(7, 6, corpora=())
     fit = {"imdb": _run(0.06), "trec": _run(0.03)}

@@ -1,0 +1,42 @@
+"""How much of a text collection a tokenizer's vocabulary covers."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def unknown_piece_rate(tokenizer, texts, max_texts=200):
+    """The fraction of word pieces of `texts` that the tokenizer maps to [UNK].
+
+    A high rate means the backbone's vocabulary does not fit the text (an
+    English vocabulary on Chinese text, say), and fine-tuning would see
+    little but [UNK]. Only the first `max_texts` texts are read.
+
+    Args:
+        tokenizer: a keras-hub `BertTokenizer` (anything with
+            `token_to_id` that maps a string tensor to token ids).
+        texts: list of str.
+        max_texts: int. How many texts to read at most.
+
+    Returns:
+        A float in [0, 1]; 0.0 for no word pieces at all.
+
+    Example:
+    ```python
+    _, tokenizer = kerasbert.load_backbone("tiny")
+    kerasbert.text.unknown_piece_rate(tokenizer, ["what city is it", "体育新闻"])  # 0.5: the 4 Chinese characters
+    ```
+    """
+    sample = list(texts[:max_texts])
+    if not sample:
+        return 0.0
+    pieces = tokenizer(tf.constant(sample))
+    flat = np.concatenate([np.asarray(ids, np.int64).ravel() for ids in _rows(pieces)] or [[]])
+    if flat.size == 0:
+        return 0.0
+    return float(np.mean(flat == tokenizer.token_to_id("[UNK]")))
+
+
+def _rows(pieces):
+    if isinstance(pieces, tf.RaggedTensor):
+        return [row.numpy() for row in pieces]
+    return list(pieces)
