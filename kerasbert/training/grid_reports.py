@@ -20,6 +20,7 @@ PAPER_IMDB = {
         "lr2.5e-05_xi0.85": 5.58, "lr2e-05_xi1": 5.42, "lr2e-05_xi0.95": 5.40,
         "lr2e-05_xi0.9": 5.52, "lr2e-05_xi0.85": 5.65},
 }
+PAPER_LAYERS = 12  # BERT-base, the encoder of Table 3's per-layer rows
 # Tables 5–7 per dataset: BERT-Feat, BERT-FiT, BERT-{ITPT,IDPT,CDPT}-FiT
 # (Table 6, which repeats Table 5's in-task, "all <domain>" and "all" rows)
 # and the multi-task rows of Table 7.
@@ -104,6 +105,13 @@ def _single_task_table(table, results, task, dataset):
     split = error_of(results[0][1][task])[0]
     shown = _bold_min(errors)
     paper = paper_errors(table, dataset)
+    notes = []
+    layer_rows = [c for c, _ in results if c.name.startswith("layer_")]
+    if table == 3 and len(layer_rows) != PAPER_LAYERS:
+        # Layer i of a shallower encoder is not the paper's layer i.
+        paper = {k: v for k, v in paper.items() if not k.startswith("layer_")}
+        notes.append(f"The paper's per-layer figures are for {PAPER_LAYERS} layers and are left "
+                     f"out beside this {len(layer_rows)}-layer encoder.")
     source = "IMDb" if table in PAPER_IMDB else (dataset or "this dataset")
     header = f"| cell | ours ({split} error %) | paper (BERT-base, {source} test) |"
     rule = "|---|---|---|"
@@ -126,6 +134,7 @@ def _single_task_table(table, results, task, dataset):
         lines.append(f"{row} {settings} |")
     if not paper:
         lines += ["", f"The paper reports no figures for {source}."]
+    lines += [line for note in notes for line in ("", note)]
     if table == 6:
         lines += ["", "Δ is the relative error reduction against BERT-Feat, as in the paper's "
                   "Avg Δ column."]

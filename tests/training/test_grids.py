@@ -61,6 +61,16 @@ def test_report_of_table_6_has_paper_figures_and_relative_reduction(tmp_path):
     assert "no figures for mydata" in other
 
 
+def test_report_of_table_3_compares_layers_only_at_the_papers_depth(tmp_path):
+    for num_layers, shown in ((12, "| layer_1 | 11.00 | 11.07 |"), (6, "| layer_1 | 11.00 | – |")):
+        cells = grids.table_cells(3, num_layers)
+        results = [(c, {"trec": _run(0.111 - 0.001 * i)}) for i, c in enumerate(cells)]
+        report = open(grid_reports.write_report(3, results, str(tmp_path))).read()
+        assert shown in report
+        assert "| last4_concat |" in report and "5.43 |" in report  # sets compare by name
+        assert ("left out beside this 6-layer encoder" in report) == (num_layers == 6)
+
+
 def test_report_of_table_4_lays_out_rates_by_decay(tmp_path):
     cells = grids.table_cells(4, 6, learning_rates=(1e-4, 2e-5))
     results = [(c, {"trec": _run(e / 100)}) for c, e in zip(cells, range(8, 0, -1))]
