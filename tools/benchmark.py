@@ -18,7 +18,6 @@ default is .venv-hf/bin/python) and prints the ratio of the two.
 
 import json
 import os
-import resource
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,10 +46,6 @@ flags.DEFINE_bool("compare", False, "Also run the HuggingFace + PyTorch baseline
 flags.DEFINE_string("hf_python", os.path.join(ROOT, ".venv-hf", "bin", "python"), "Interpreter for the baseline.")
 flags.DEFINE_integer("seed", 0, "Seed.")
 FLAGS = flags.FLAGS
-
-
-def peak_host_memory_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def model_flops_per_example(backbone, length, training):

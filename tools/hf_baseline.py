@@ -15,8 +15,9 @@ Prints one JSON line.
 import argparse
 import json
 import os
-import resource
 import time
+
+from host_memory import peak_host_memory_mb  # tools/, this script's directory
 
 
 def main():
@@ -69,7 +70,7 @@ def main():
         print(json.dumps({
             "train_examples_per_second": examples / train_seconds,
             "inference_examples_per_second": examples / infer_seconds,
-            "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_host_memory_mb": peak_host_memory_mb(),
         }))
         return
 
@@ -124,7 +125,7 @@ def main():
         "train_seconds": train_seconds,
         "train_examples_per_second": args.epochs * len(train_labels) / train_seconds,
         "test_error": 1 - correct / len(test_labels),
-        "peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_host_memory_mb": peak_host_memory_mb(),
     }))
 
 

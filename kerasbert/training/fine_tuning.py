@@ -28,6 +28,8 @@ from kerasbert.training import callbacks as run_callbacks
 from kerasbert.training.distribute import output_dir_for
 
 METRICS_FILE = "metrics.json"
+# `fine_tune` arguments that are data or objects, not settings for metrics.json.
+RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
 CLASSIFIERS = ("cls", "feature_bilstm")
 PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
@@ -222,8 +224,7 @@ def fine_tune(
     Returns:
         The dict written to `metrics.json`.
     """
-    excluded = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
-    settings = {k: v for k, v in locals().items() if k not in excluded}
+    settings = {k: v for k, v in locals().items() if k not in RUN_INPUTS}
     for split in (validation, test):
         if split is not None and split.label_names != train.label_names:
             raise ValueError(
