@@ -50,7 +50,7 @@ def test_summarize_runs_prints_errors_in_percent(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["throughput", "end_to_end"])
+@pytest.mark.parametrize("mode", ["throughput", "end_to_end", "profile"])
 def test_benchmark_prints_figures(tmp_path, mode):
     import json
 
@@ -68,6 +68,16 @@ def test_benchmark_prints_figures(tmp_path, mode):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(result.stdout)["kerasbert"]
+    if mode == "profile":
+        import kerasbert
+
+        assert figures["forward_ms"] > 0 and figures["optimizer_update_ms"] > 0
+        assert figures["train_step_ms"] > figures["forward_ms"]
+        backbone, _ = kerasbert.load_backbone("tiny")
+        head = backbone.hidden_dim * 2 + 2  # the 2-class softmax layer
+        pooler = backbone.hidden_dim ** 2 + backbone.hidden_dim  # kept frozen: never read
+        assert figures["trainable_parameters"] == backbone.count_params() - pooler + head
+        return
     assert figures["train_examples_per_second"] > 0 and figures["peak_host_memory_mb"] > 0
     if mode == "end_to_end":
         assert 0 <= figures["test_error"] <= 1 and figures["wall_seconds"] > 0

@@ -11,6 +11,12 @@ validation carve — the HuggingFace recipe's settings:
 
   .venv/bin/python tools/benchmark.py --mode=end_to_end --compare
 
+Profile: where a training step's time goes (milliseconds per step of the
+forward pass, the backward pass, and the optimizer update), on the same
+synthetic batch as throughput mode:
+
+  .venv/bin/python tools/benchmark.py --mode=profile --sequence_length=18 --compare
+
 --compare runs tools/hf_baseline.py with the same settings in a child
 process under --hf_python (an interpreter with torch and transformers; the
 default is .venv-hf/bin/python) and prints the ratio of the two.
@@ -30,7 +36,7 @@ from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script'
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end"], "What to time.")
+flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end", "profile"], "What to time.")
 flags.DEFINE_string("backbone", "minilm", "Backbone spec (a HF directory for --compare).")
 flags.DEFINE_integer("sequence_length", 128, "Tokens per example (throughput mode).")
 flags.DEFINE_integer("batch_size", 24, "Global batch size.")
@@ -105,6 +111,83 @@ def throughput():
     return result
 
 
+def profile():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import kerasbert
+
+    backbone, _ = kerasbert.load_backbone(FLAGS.backbone, dtype=FLAGS.mixed_precision)
+    model = kerasbert.LayerSelectedClassifier(backbone, 2)
+    optimizer = keras.optimizers.Adam(2e-5)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    rng = np.random.default_rng(FLAGS.seed)
+    shape = (FLAGS.batch_size, FLAGS.sequence_length)
+    features = {
+        "token_ids": tf.constant(rng.integers(
+            min(1000, backbone.vocabulary_size // 2), backbone.vocabulary_size, shape), tf.int32),
+        "segment_ids": tf.zeros(shape, tf.int32),
+        "padding_mask": tf.ones(shape, tf.int32),
+    }
+    labels = tf.constant(rng.integers(0, 2, FLAGS.batch_size))
+    variables = model.trainable_variables
+    optimizer.build(variables)
+    jit = FLAGS.jit_compile
+
+    @tf.function(jit_compile=jit)
+    def forward():
+        return loss_fn(labels, model(features, training=True))
+
+    @tf.function(jit_compile=jit)
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(features, training=True))
+        return tape.gradient(loss, variables)
+
+    gradients = forward_backward()
+
+    @tf.function(jit_compile=jit)
+    def update():
+        optimizer.apply(gradients, variables)
+
+    @tf.function(jit_compile=jit)
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(features, training=True))
+        optimizer.apply(tape.gradient(loss, variables), variables)
+
+    def wait(outputs):
+        for output in tf.nest.flatten(outputs):
+            (output.values if isinstance(output, tf.IndexedSlices) else output).numpy()
+
+    def milliseconds(step):
+        for _ in range(3):
+            wait(step())
+        started = time.perf_counter()
+        for _ in range(FLAGS.steps):
+            wait(step())
+        return 1000 * (time.perf_counter() - started) / FLAGS.steps
+
+    def train_step_done():
+        train_step()
+        return variables[0]
+
+    def update_done():
+        update()
+        return variables[0]
+
+    forward_ms = milliseconds(forward)
+    forward_backward_ms = milliseconds(forward_backward)
+    return {
+        "forward_ms": forward_ms,
+        "backward_ms": forward_backward_ms - forward_ms,
+        "optimizer_update_ms": milliseconds(update_done),
+        "train_step_ms": milliseconds(train_step_done),
+        "trainable_parameters": int(sum(np.prod(v.shape) for v in variables)),
+    }
+
+
 def end_to_end():
     import kerasbert
 
@@ -145,12 +228,13 @@ def huggingface():
 
 
 def main(_):
-    ours = throughput() if FLAGS.mode == "throughput" else end_to_end()
+    ours = {"throughput": throughput, "end_to_end": end_to_end, "profile": profile}[FLAGS.mode]()
     print(json.dumps({"kerasbert": ours}, indent=2))
     if FLAGS.compare:
         theirs = huggingface()
         print(json.dumps({"huggingface_pytorch": theirs}, indent=2))
-        key = "wall_seconds" if FLAGS.mode == "end_to_end" else "train_examples_per_second"
+        key = {"end_to_end": "wall_seconds", "throughput": "train_examples_per_second",
+               "profile": "train_step_ms"}[FLAGS.mode]
         print(f"kerasbert / huggingface {key}: {ours[key] / theirs[key]:.3f}")
 
 

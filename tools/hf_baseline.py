@@ -23,7 +23,7 @@ from host_memory import peak_host_memory_mb  # tools/, this script's directory
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--mode", choices=["end_to_end", "throughput"], default="end_to_end")
+    parser.add_argument("--mode", choices=["end_to_end", "throughput", "profile"], default="end_to_end")
     parser.add_argument("--data_dir", default="data/trec")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=24)
@@ -44,6 +44,45 @@ def main():
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+
+    if args.mode == "profile":
+        model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
+        ids = torch.randint(1000, 20000, (args.batch_size, args.sequence_length))
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                 "labels": torch.zeros(args.batch_size, dtype=torch.long)}
+        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+        model.train()
+
+        def milliseconds(step):
+            for _ in range(3):
+                step()
+            begun = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            return 1000 * (time.perf_counter() - begun) / args.steps
+
+        def forward():
+            with torch.no_grad():
+                model(**batch).loss.item()
+
+        def forward_backward():
+            optimizer.zero_grad()
+            model(**batch).loss.backward()
+
+        def train_step():
+            forward_backward()
+            optimizer.step()
+
+        forward_ms = milliseconds(forward)
+        forward_backward_ms = milliseconds(forward_backward)
+        print(json.dumps({
+            "forward_ms": forward_ms,
+            "backward_ms": forward_backward_ms - forward_ms,
+            "optimizer_update_ms": milliseconds(optimizer.step),
+            "train_step_ms": milliseconds(train_step),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        }))
+        return
 
     if args.mode == "throughput":
         model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
