@@ -51,6 +51,8 @@ flags.DEFINE_enum("layer_decay_convention", "paper", ["paper", "official_code"],
 flags.DEFINE_bool("then_finetune", False, "Fine-tune each task alone afterwards.")
 flags.DEFINE_integer("finetune_epochs", 1, "Epochs of per-task fine-tuning.")
 flags.DEFINE_float("finetune_learning_rate", None, "Per-task rate (default: half of --learning_rate).")
+flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "16-bit encoder compute; heads, softmax and loss stay float32.")
+flags.DEFINE_bool("jit_compile", False, "Compile train/eval steps with XLA (batches padded to bucket boundaries).")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy; multi_worker reads TF_CONFIG.")
 flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
@@ -112,6 +114,7 @@ def main(_):
         layer_decay_convention=FLAGS.layer_decay_convention,
         then_finetune=FLAGS.then_finetune, finetune_epochs=FLAGS.finetune_epochs,
         finetune_learning_rate=FLAGS.finetune_learning_rate, seed=FLAGS.seed,
+        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
         strategy=make_strategy(FLAGS.strategy, FLAGS.tpu),
     )
     print(json.dumps({"joint": metrics["joint"], "finetuned": metrics["finetuned"]}, indent=2))

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,12 +90,14 @@ def test_further_pretrain_then_finetune_from_its_backbone(tmp_path):
         "further_pretrain.py", "--backbone=tiny", f"--corpus={small / 'train.jsonl'}",
         f"--corpus={small / 'test.jsonl'}@0.5", "--nsp", "--steps=4", "--warmup_steps=1",
         "--checkpoint_every=2", "--batch_size=4", "--sequence_length=32",
-        f"--output_dir={pretrained}",
+        "--mixed_precision=mixed_bfloat16", "--jit_compile", f"--output_dir={pretrained}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((pretrained / "metrics.json").read_text())
     assert metrics["final_step"] == 4
     assert {"mlm_accuracy", "nsp_accuracy"} <= set(metrics["history"][-1])
+    assert all(np.isfinite(row["loss"]) for row in metrics["history"])
+    assert metrics["settings"]["mixed_precision"] == "mixed_bfloat16"
     result = run_recipe(
         "finetune.py", f"--backbone={pretrained / 'backbone'}", f"--train={small}",
         f"--test={small}", "--epochs=1", "--sequence_length=32", f"--output_dir={tmp_path / 'ft'}",
@@ -115,11 +118,14 @@ def test_multitask_recipe_joint_then_per_task(tmp_path):
         "multitask.py", "--backbone=tiny", f"--task=trec:{small}:{small}",
         f"--task=sentiment:{sentiment}", "--task_sequence_length=sentiment=16",
         "--task_truncation=sentiment=tail", "--sequence_length=32", "--epochs=1",
-        "--batch_size=8", "--then_finetune", "--sampling=uniform", f"--output_dir={out}",
+        "--batch_size=8", "--then_finetune", "--sampling=uniform",
+        "--mixed_precision=mixed_bfloat16", "--jit_compile", f"--output_dir={out}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task_weights"] == {"trec": 0.5, "sentiment": 0.5}
+    assert np.isfinite(metrics["joint_epochs"][0]["loss"])
+    assert metrics["settings"]["jit_compile"] and metrics["settings"]["mixed_precision"]
     assert {"val_trec_accuracy", "val_sentiment_accuracy"} <= set(metrics["joint_epochs"][0])
     assert set(metrics["joint"]["trec"]) == {"validation", "test"}
     assert metrics["finetuned"]["trec"]["test"]["examples"] == 30

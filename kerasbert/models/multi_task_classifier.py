@@ -87,12 +87,12 @@ class MultiTaskClassifier(BackboneClassifier):
 
         `"auto"`: Adam at 2e-5, sparse cross-entropy on logits per task and
         accuracy per task weighted by the batch's task. Any optimizer is
-        wrapped with `LazyUpdates` on the heads unless it already is.
+        wrapped with `LazyUpdates` on the heads unless it already is (inside
+        a `LossScaleOptimizer`, its inner optimizer is wrapped).
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(2e-5)
-        if not hasattr(optimizer, "lazy_variables"):
-            optimizer = LazyUpdates(optimizer, [rf"(^|/)[^/]+{HEAD_SUFFIX}/"])
+        optimizer = _lazy_heads(optimizer)
         if loss == "auto":
             loss = {name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                     for name in self.tasks}
@@ -124,3 +124,17 @@ class MultiTaskClassifier(BackboneClassifier):
             "combine": self.combine,
             "dropout": self.dropout,
         }
+
+
+def _lazy_heads(optimizer):
+    if hasattr(optimizer, "lazy_variables"):
+        return optimizer
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        # Loss scaling stays outermost: it unscales the gradients and skips
+        # non-finite steps before the lazy optimizer sees them.
+        return keras.optimizers.LossScaleOptimizer(
+            _lazy_heads(optimizer.inner_optimizer),
+            initial_scale=optimizer.initial_scale,
+            dynamic_growth_steps=optimizer.dynamic_growth_steps,
+        )
+    return LazyUpdates(optimizer, [rf"(^|/)[^/]+{HEAD_SUFFIX}/"])

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from kerasbert.backbones import PRECISIONS
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.export import export_serving
@@ -31,7 +32,6 @@ METRICS_FILE = "metrics.json"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
 RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
 CLASSIFIERS = ("cls", "feature_bilstm")
-PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
 SCHEDULES = ("warmup_linear", "slanted_triangular")

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasbert.backbones import PRECISIONS
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.data.task_sampling import concatenate_task_batches
@@ -75,6 +76,8 @@ def multitask_fine_tune(
     finetune_epochs=1,
     finetune_learning_rate=None,
     seed=0,
+    mixed_precision=None,
+    jit_compile=False,
     strategy=None,
     export=True,
     verbose=1,
@@ -108,6 +111,7 @@ def multitask_fine_tune(
         finetune_epochs: int. Epochs of per-task fine-tuning.
         finetune_learning_rate: float or None. Its peak rate.
         seed: int. Seeds weights, shuffling and task sampling.
+        mixed_precision, jit_compile: as in `fine_tune`, for both phases.
         strategy: `tf.distribute.Strategy` or None; see `fine_tune` (also
             used for the per-task phase).
         export: bool. Write per-task SavedModels.
@@ -122,23 +126,28 @@ def multitask_fine_tune(
                "truncation": task.truncation}
         for name, task in tasks.items()
     }
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(
+            f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
+        )
     strategy = strategy or tf.distribute.get_strategy()
     output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
     with strategy.scope():
-        backbone_model, tokenizer = load_backbone(backbone)
+        backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
         model = MultiTaskClassifier(
             backbone_model, {name: len(task.train.label_names) for name, task in tasks.items()},
             layers=layers, combine=combine, dropout=dropout,
         )
-        model.compile(
-            optimizer=build_optimizer(
-                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-                layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
-            )
+        optimizer = build_optimizer(
+            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+            layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
         )
+        if mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
     preprocessors = {
         name: ClassifierPreprocessor(
             tokenizer, sequence_length=task.sequence_length, truncation=task.truncation,
@@ -150,7 +159,7 @@ def multitask_fine_tune(
     def batches(name, data, training):
         return make_batches(
             data.to_tf_dataset(), preprocessors[name], batch_size, shuffle=training,
-            seed=seed, bucket=training,
+            seed=seed, bucket=training, pad_to_boundaries=jit_compile,
         )
 
     weights = task_weights({name: len(task.train) for name, task in tasks.items()}, sampling, alpha)
@@ -208,6 +217,7 @@ def multitask_fine_tune(
                 batch_size=batch_size, epochs=finetune_epochs,
                 warmup_proportion=warmup_proportion, layer_decay=layer_decay,
                 layer_decay_convention=layer_decay_convention, seed=seed, export=export,
+                mixed_precision=mixed_precision, jit_compile=jit_compile,
                 head_weights=model.get_layer(f"{name}_logits").get_weights(),
                 strategy=strategy, verbose=verbose,
             )

@@ -8,6 +8,7 @@ import keras
 import keras_hub
 import tensorflow as tf
 
+from kerasbert.backbones import PRECISIONS
 from kerasbert.backbones import load_backbone
 from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
@@ -150,6 +151,8 @@ def further_pretrain(
     text_fields=("text",),
     data_dir=None,
     seed=0,
+    mixed_precision=None,
+    jit_compile=False,
     strategy=None,
     callbacks=None,
     verbose=1,
@@ -195,6 +198,12 @@ def further_pretrain(
         text_fields: sequence of str. Text fields of JSONL/CSV/TSV sources.
         data_dir: str or None. TFDS data directory.
         seed: int. Seeds the model's new weights, masking and the corpus.
+        mixed_precision: str or None. `"mixed_bfloat16"` or `"mixed_float16"`
+            (with dynamic loss scaling) computes the encoder and heads in 16
+            bits with float32 weights; `backbone/` holds the float32 weights,
+            which `load_backbone` reads in float32 unless told otherwise.
+        jit_compile: bool. Compile the train step with XLA (every batch has
+            the same shape here, so it compiles once).
         strategy: `tf.distribute.Strategy` or None; see `fine_tune`.
         callbacks: list of Keras callbacks or None, run after the built-in ones.
         verbose: int. Keras `fit` verbosity.
@@ -207,6 +216,10 @@ def further_pretrain(
         raise ValueError(
             f"`steps` ({steps}) must be a multiple of `checkpoint_every` ({checkpoint_every})."
         )
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(
+            f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
+        )
     if not 0 <= warmup_steps < steps:
         raise ValueError(f"`warmup_steps` must be in [0, steps). Received: {warmup_steps}")
     strategy = strategy or tf.distribute.get_strategy()
@@ -214,12 +227,14 @@ def further_pretrain(
     os.makedirs(output_dir, exist_ok=True)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        backbone_model, tokenizer = load_backbone(backbone)
+        backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
         model = MaskedLMPretrainer(backbone_model, nsp=nsp)
         schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        model.compile(optimizer=optimizer)
+        if mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
     model_inputs = masked_lm_inputs(
         tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
         max_predictions=max_predictions, whole_word_masking=whole_word_masking,

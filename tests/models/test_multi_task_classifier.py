@@ -51,10 +51,18 @@ def test_two_tasks_train_and_each_head_loss_falls(tiny):
         assert task_loss(model, task, evaluation[task]) < 0.8 * before[task], task
 
 
-def test_batch_of_task_a_leaves_head_of_task_b_unchanged(tiny):
-    backbone, tokenizer = tiny
+@pytest.mark.parametrize("precision", [None, "mixed_float16"], ids=["float32", "float16"])
+def test_batch_of_task_a_leaves_head_of_task_b_unchanged(precision):
+    backbone, tokenizer = kerasbert.load_backbone("tiny", dtype=precision)
     model = kerasbert.MultiTaskClassifier(backbone, {"sentiment": 2, "question": 6})
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    optimizer = keras.optimizers.Adam(1e-2)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0**8)
+    model.compile(optimizer=optimizer)
+    if precision == "mixed_float16":  # loss scaling stays outermost, the heads lazy inside it
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert model.optimizer.initial_scale == 2.0**8
+        assert hasattr(model.optimizer.inner_optimizer, "lazy_variables")
     batches = task_batches(tokenizer)
     tasks = list(batches)
     mixed = {t: task_sampling._with_task_keys(batches[t], t, tasks) for t in tasks}
