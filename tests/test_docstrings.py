@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import kerasbert
 from kerasbert.data import corpus
+from kerasbert.training import grids
 
 PUBLIC = {
     "kerasbert": kerasbert,
@@ -18,6 +19,7 @@ PUBLIC = {
     "kerasbert.schedules": kerasbert.schedules,
     "kerasbert.text": kerasbert.text,
     "kerasbert.data.corpus": corpus,
+    "kerasbert.training.grids": grids,
 }
 EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)
 

@@ -64,6 +64,13 @@ def table_cells(table, num_layers, learning_rates=(2.5e-5, 2e-5), corpora=CORPOR
 
     Returns:
         A list of `Cell` in table order.
+
+    Example:
+    ```python
+    from kerasbert.training import grids
+    [c.name for c in grids.table_cells(6, num_layers=6, corpora=("itpt",))]
+    # ['feat', 'fit', 'itpt_fit']
+    ```
     """
     unknown = set(corpora) - set(CORPORA)
     if unknown:
