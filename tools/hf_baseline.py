@@ -9,6 +9,7 @@ end_to_end: the plain recipe the issue describes: tokenize, fine-tune
 AutoModelForSequenceClassification with AdamW, linear warmup (10 %) then decay,
 dynamic padding (DataCollatorWithPadding), batch 24, then test accuracy.
 throughput: training and inference examples/second on fixed-length batches.
+profile: forward / backward / optimizer-update milliseconds per training step.
 Prints one JSON line.
 """
 
@@ -45,72 +46,15 @@ def main():
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
 
-    if args.mode == "profile":
+    if args.mode in ("profile", "throughput"):
         model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
         ids = torch.randint(1000, 20000, (args.batch_size, args.sequence_length))
         batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
                  "labels": torch.zeros(args.batch_size, dtype=torch.long)}
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
         model.train()
-
-        def milliseconds(step):
-            for _ in range(3):
-                step()
-            begun = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            return 1000 * (time.perf_counter() - begun) / args.steps
-
-        def forward():
-            with torch.no_grad():
-                model(**batch).loss.item()
-
-        def forward_backward():
-            optimizer.zero_grad()
-            model(**batch).loss.backward()
-
-        def train_step():
-            forward_backward()
-            optimizer.step()
-
-        forward_ms = milliseconds(forward)
-        forward_backward_ms = milliseconds(forward_backward)
-        print(json.dumps({
-            "forward_ms": forward_ms,
-            "backward_ms": forward_backward_ms - forward_ms,
-            "optimizer_update_ms": milliseconds(optimizer.step),
-            "train_step_ms": milliseconds(train_step),
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        }))
-        return
-
-    if args.mode == "throughput":
-        model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
-        ids = torch.randint(1000, 20000, (args.batch_size, args.sequence_length))
-        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-                 "labels": torch.zeros(args.batch_size, dtype=torch.long)}
-        optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
-        model.train()
-        for step in range(args.steps + 3):
-            if step == 3:
-                train_started = time.perf_counter()
-            optimizer.zero_grad()
-            model(**batch).loss.backward()
-            optimizer.step()
-        train_seconds = time.perf_counter() - train_started
-        model.eval()
-        with torch.no_grad():
-            for step in range(args.steps + 3):
-                if step == 3:
-                    infer_started = time.perf_counter()
-                model(input_ids=ids, attention_mask=batch["attention_mask"])
-        infer_seconds = time.perf_counter() - infer_started
-        examples = args.steps * args.batch_size
-        print(json.dumps({
-            "train_examples_per_second": examples / train_seconds,
-            "inference_examples_per_second": examples / infer_seconds,
-            "peak_host_memory_mb": peak_host_memory_mb(),
-        }))
+        timing = step_profile if args.mode == "profile" else throughput
+        print(json.dumps(timing(torch, model, batch, optimizer, args.steps)))
         return
 
     def read(split):
@@ -166,6 +110,64 @@ def main():
         "test_error": 1 - correct / len(test_labels),
         "peak_host_memory_mb": peak_host_memory_mb(),
     }))
+
+
+def milliseconds(step, steps):
+    """Mean milliseconds of `step()` over `steps` calls, after 3 untimed ones."""
+    for _ in range(3):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return 1000 * (time.perf_counter() - started) / steps
+
+
+def step_profile(torch, model, batch, optimizer, steps):
+    """Forward / backward / optimizer-update milliseconds of one training step."""
+
+    def forward():
+        with torch.no_grad():
+            model(**batch).loss.item()
+
+    def forward_backward():
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+
+    def train_step():
+        forward_backward()
+        optimizer.step()
+
+    forward_ms = milliseconds(forward, steps)
+    forward_backward_ms = milliseconds(forward_backward, steps)
+    return {
+        "forward_ms": forward_ms,
+        "backward_ms": forward_backward_ms - forward_ms,
+        "optimizer_update_ms": milliseconds(optimizer.step, steps),
+        "train_step_ms": milliseconds(train_step, steps),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def throughput(torch, model, batch, optimizer, steps):
+    """Training and inference examples/second on one fixed batch."""
+
+    def train_step():
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+
+    def inference_step():
+        with torch.no_grad():
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+
+    examples_per_ms = len(batch["input_ids"]) / milliseconds(train_step, steps)
+    model.eval()
+    inference_per_ms = len(batch["input_ids"]) / milliseconds(inference_step, steps)
+    return {
+        "train_examples_per_second": 1000 * examples_per_ms,
+        "inference_examples_per_second": 1000 * inference_per_ms,
+        "peak_host_memory_mb": peak_host_memory_mb(),
+    }
 
 
 if __name__ == "__main__":

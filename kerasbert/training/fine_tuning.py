@@ -9,7 +9,6 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from kerasbert.backbones import PRECISIONS
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.export import export_serving
@@ -27,6 +26,8 @@ from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.text.vocabulary_coverage import unknown_piece_rate
 from kerasbert.training import callbacks as run_callbacks
 from kerasbert.training.distribute import output_dir_for
+from kerasbert.training.precision import check_precision
+from kerasbert.training.precision import with_loss_scaling
 
 METRICS_FILE = "metrics.json"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
@@ -234,10 +235,7 @@ def fine_tune(
             )
     if classifier not in CLASSIFIERS:
         raise ValueError(f"`classifier` must be one of {CLASSIFIERS}. Received: {classifier!r}")
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(
-            f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
-        )
+    check_precision(mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()
     output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -255,9 +253,7 @@ def fine_tune(
             model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
             schedule, layer_decay, layer_decay_convention, weight_decay,
         )
-        if mixed_precision == "mixed_float16":
-            # Keras wraps automatically only when the global policy is float16.
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = with_loss_scaling(optimizer, mixed_precision)
         model.compile(optimizer=optimizer, jit_compile=jit_compile)
     backbone_model = model.backbone
     unknown_rate = unknown_piece_rate(preprocessor.tokenizer, train.texts)

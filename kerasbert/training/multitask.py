@@ -10,7 +10,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasbert.backbones import PRECISIONS
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.data.task_sampling import concatenate_task_batches
@@ -23,6 +22,8 @@ from kerasbert.training import callbacks as run_callbacks
 from kerasbert.training.fine_tuning import build_optimizer
 from kerasbert.training.distribute import output_dir_for
 from kerasbert.training.fine_tuning import fine_tune
+from kerasbert.training.precision import check_precision
+from kerasbert.training.precision import with_loss_scaling
 
 
 @dataclasses.dataclass
@@ -126,10 +127,7 @@ def multitask_fine_tune(
                "truncation": task.truncation}
         for name, task in tasks.items()
     }
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(
-            f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
-        )
+    check_precision(mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()
     output_dir = output_dir_for(strategy, output_dir)
     os.makedirs(output_dir, exist_ok=True)
@@ -145,8 +143,7 @@ def multitask_fine_tune(
             model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
             layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
         )
-        if mixed_precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = with_loss_scaling(optimizer, mixed_precision)
         model.compile(optimizer=optimizer, jit_compile=jit_compile)
     preprocessors = {
         name: ClassifierPreprocessor(

@@ -8,7 +8,6 @@ import keras
 import keras_hub
 import tensorflow as tf
 
-from kerasbert.backbones import PRECISIONS
 from kerasbert.backbones import load_backbone
 from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
@@ -16,6 +15,8 @@ from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
 from kerasbert.training.distribute import output_dir_for
 from kerasbert.training.callbacks import read_epoch_history
+from kerasbert.training.precision import check_precision
+from kerasbert.training.precision import with_loss_scaling
 
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_STATE = "checkpoint.json"
@@ -216,10 +217,7 @@ def further_pretrain(
         raise ValueError(
             f"`steps` ({steps}) must be a multiple of `checkpoint_every` ({checkpoint_every})."
         )
-    if mixed_precision not in PRECISIONS:
-        raise ValueError(
-            f"`mixed_precision` must be one of {PRECISIONS}. Received: {mixed_precision!r}"
-        )
+    check_precision(mixed_precision)
     if not 0 <= warmup_steps < steps:
         raise ValueError(f"`warmup_steps` must be in [0, steps). Received: {warmup_steps}")
     strategy = strategy or tf.distribute.get_strategy()
@@ -232,8 +230,7 @@ def further_pretrain(
         schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
         optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        if mixed_precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer = with_loss_scaling(optimizer, mixed_precision)
         model.compile(optimizer=optimizer, jit_compile=jit_compile)
     model_inputs = masked_lm_inputs(
         tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
