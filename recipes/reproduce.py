@@ -44,7 +44,7 @@ flags.DEFINE_list("multitask_datasets", [], "Table 7: the other tasks (names or 
 flags.DEFINE_string("data_dir", None, "Directory of the paper's datasets / TFDS data.")
 flags.DEFINE_string("backbone", None, "Backbone spec; unset: minilm, or for Chinese Sogou News keras-hub's bert_base_zh (a preset name, or a local directory in its layout).")
 flags.DEFINE_enum("budget", "paper", ["paper", "cpu"], "Preset budget; explicit flags override it.")
-flags.DEFINE_integer("train_examples", None, "Budget: a seeded subset of training examples per task.")
+flags.DEFINE_integer("train_examples", None, "Budget: a seeded subset of training examples per task; 0 or unset: all (0 overrides --budget=cpu).")
 flags.DEFINE_integer("train_examples_per_class", None, "Budget: few-shot examples per class.")
 flags.DEFINE_float("validation_fraction", 0.1, "Fraction of train carved off as validation.")
 flags.DEFINE_integer("epochs", 4, "Epochs per cell (Table 7: of the joint phase).")
