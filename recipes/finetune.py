@@ -17,8 +17,10 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
-from kerasbert.training.distribute import make_strategy  # noqa: E402
+from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
+from kerasbert.training.scale_flags import scale_settings  # noqa: E402
 
+define_scale_flags()
 FLAGS = flags.FLAGS
 LONG_TEXT_STRATEGIES = [
     "head", "tail", "head_tail", "segments_mean", "segments_max", "segments_attention"
@@ -57,10 +59,6 @@ flags.DEFINE_enum("schedule", "warmup_linear", ["warmup_linear", "slanted_triang
 flags.DEFINE_float("layer_decay", 1.0, "ξ: each layer's rate is ξ times the one above (paper's best: 0.95).")
 flags.DEFINE_enum("layer_decay_convention", "paper", ["paper", "official_code"], "paper: embeddings continue the decay; official_code: embeddings at the base rate.")
 flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (AdamW), off LayerNorm and bias.")
-flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "16-bit encoder compute; head, softmax and loss stay float32.")
-flags.DEFINE_bool("jit_compile", False, "Compile train/eval steps with XLA (batches padded to bucket boundaries).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy; multi_worker reads TF_CONFIG.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_float("dropout", 0.1, "Dropout before the softmax layer.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Where metrics, checkpoints and the SavedModel go.")
@@ -115,9 +113,7 @@ def main(_):
         warmup_proportion=FLAGS.warmup_proportion, schedule=FLAGS.schedule,
         layer_decay=FLAGS.layer_decay,
         layer_decay_convention=FLAGS.layer_decay_convention,
-        weight_decay=FLAGS.weight_decay, mixed_precision=FLAGS.mixed_precision,
-        jit_compile=FLAGS.jit_compile,
-        strategy=make_strategy(FLAGS.strategy, FLAGS.tpu), seed=FLAGS.seed,
+        weight_decay=FLAGS.weight_decay, **scale_settings(), seed=FLAGS.seed,
     )
     summary = {k: metrics[k] for k in ("best_epoch", "validation", "test") if k in metrics}
     print(json.dumps(summary, indent=2))

@@ -23,7 +23,8 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
-from kerasbert.training.distribute import make_strategy  # noqa: E402
+from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
+from kerasbert.training.scale_flags import scale_settings  # noqa: E402
 
 flags.DEFINE_string("backbone", "minilm", "Backbone spec (e.g. a further-pretrained backbone/ dir).")
 flags.DEFINE_multi_string("task", None, "NAME:TRAIN_SPEC[:TEST_SPEC], repeatable.")
@@ -51,12 +52,9 @@ flags.DEFINE_enum("layer_decay_convention", "paper", ["paper", "official_code"],
 flags.DEFINE_bool("then_finetune", False, "Fine-tune each task alone afterwards.")
 flags.DEFINE_integer("finetune_epochs", 1, "Epochs of per-task fine-tuning.")
 flags.DEFINE_float("finetune_learning_rate", None, "Per-task rate (default: half of --learning_rate).")
-flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "16-bit encoder compute; heads, softmax and loss stay float32.")
-flags.DEFINE_bool("jit_compile", False, "Compile train/eval steps with XLA (batches padded to bucket boundaries).")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy; multi_worker reads TF_CONFIG.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Output directory.")
+define_scale_flags()
 FLAGS = flags.FLAGS
 
 
@@ -114,8 +112,7 @@ def main(_):
         layer_decay_convention=FLAGS.layer_decay_convention,
         then_finetune=FLAGS.then_finetune, finetune_epochs=FLAGS.finetune_epochs,
         finetune_learning_rate=FLAGS.finetune_learning_rate, seed=FLAGS.seed,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-        strategy=make_strategy(FLAGS.strategy, FLAGS.tpu),
+        **scale_settings(),
     )
     print(json.dumps({"joint": metrics["joint"], "finetuned": metrics["finetuned"]}, indent=2))
 

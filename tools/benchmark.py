@@ -32,6 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+
+from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
 from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,9 +43,6 @@ flags.DEFINE_string("backbone", "minilm", "Backbone spec (a HF directory for --c
 flags.DEFINE_integer("sequence_length", 128, "Tokens per example (throughput mode).")
 flags.DEFINE_integer("batch_size", 24, "Global batch size.")
 flags.DEFINE_integer("steps", 20, "Timed steps (throughput mode), after 3 untimed.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"], "tf.distribute strategy.")
-flags.DEFINE_enum("mixed_precision", None, ["mixed_bfloat16", "mixed_float16"], "Mixed precision.")
-flags.DEFINE_bool("jit_compile", False, "XLA.")
 flags.DEFINE_float("peak_tflops", None, "Accelerator peak for MFU (e.g. 989 for H100/H200 dense bf16).")
 flags.DEFINE_string("data_dir", os.path.join(ROOT, "data", "trec"), "End-to-end data (train/test JSONL).")
 flags.DEFINE_integer("epochs", 3, "End-to-end epochs.")
@@ -51,6 +50,7 @@ flags.DEFINE_float("learning_rate", 5e-5, "End-to-end peak learning rate.")
 flags.DEFINE_bool("compare", False, "Also run the HuggingFace + PyTorch baseline.")
 flags.DEFINE_string("hf_python", os.path.join(ROOT, ".venv-hf", "bin", "python"), "Interpreter for the baseline.")
 flags.DEFINE_integer("seed", 0, "Seed.")
+define_scale_flags()
 FLAGS = flags.FLAGS
 
 
@@ -69,7 +69,7 @@ def throughput():
     import kerasbert
     from kerasbert.training.distribute import make_strategy
 
-    strategy = make_strategy(FLAGS.strategy)
+    strategy = make_strategy(FLAGS.strategy, FLAGS.tpu)
     with strategy.scope():
         backbone, _ = kerasbert.load_backbone(FLAGS.backbone, dtype=FLAGS.mixed_precision)
         model = kerasbert.LayerSelectedClassifier(backbone, 2)

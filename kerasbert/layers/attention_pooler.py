@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from kerasbert.layers.sequence_pooler import SequencePooler
+
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class AttentionPooler(keras.layers.Layer):
+class AttentionPooler(SequencePooler):
     """Pool vectors by a learned softmax attention over the real steps.
 
     Scores every step with a one-layer MLP, `s_j = vᵀ tanh(W h_j + b)`
@@ -41,7 +43,6 @@ class AttentionPooler(keras.layers.Layer):
     def __init__(self, hidden_dim=None, **kwargs):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
-        self.supports_masking = True
 
     def build(self, input_shape):
         width = self.hidden_dim or input_shape[-1]
@@ -69,13 +70,6 @@ class AttentionPooler(keras.layers.Layer):
     def call(self, inputs, mask=None):
         weights = ops.cast(self.attention_weights(inputs, mask), inputs.dtype)
         return ops.sum(inputs * weights[..., None], axis=1)
-
-    def compute_mask(self, inputs, mask=None):
-        # The steps axis is pooled away, and the mask with it.
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
 
     def get_config(self):
         config = super().get_config()

@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from kerasbert.layers.sequence_pooler import SequencePooler
+
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class MaxPooler(keras.layers.Layer):
+class MaxPooler(SequencePooler):
     """Take the element-wise maximum over the real (unmasked) steps.
 
     Args:
@@ -28,10 +30,6 @@ class MaxPooler(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
     def call(self, inputs, mask=None):
         if mask is None:
             return ops.max(inputs, axis=1)
@@ -40,14 +38,3 @@ class MaxPooler(keras.layers.Layer):
         pooled = ops.max(ops.where(real, inputs, lowest), axis=1)
         any_real = ops.any(real, axis=1)
         return ops.where(any_real, pooled, ops.zeros_like(pooled))
-
-    def compute_mask(self, inputs, mask=None):
-        # The steps axis is pooled away, and the mask with it.
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
-    def get_config(self):
-        # Explicit, so that a `DTypePolicy` passed as `dtype` serializes.
-        return super().get_config()

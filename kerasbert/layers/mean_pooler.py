@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from kerasbert.layers.sequence_pooler import SequencePooler
+
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class MeanPooler(keras.layers.Layer):
+class MeanPooler(SequencePooler):
     """Average the vectors of the real (unmasked) steps.
 
     Args:
@@ -28,10 +30,6 @@ class MeanPooler(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.supports_masking = True
-
     def call(self, inputs, mask=None):
         if mask is None:
             return ops.mean(inputs, axis=1)
@@ -39,14 +37,3 @@ class MeanPooler(keras.layers.Layer):
         total = ops.sum(inputs * weights, axis=1)
         count = ops.maximum(ops.sum(weights, axis=1), 1.0)
         return total / count
-
-    def compute_mask(self, inputs, mask=None):
-        # The steps axis is pooled away, and the mask with it.
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
-
-    def get_config(self):
-        # Explicit, so that a `DTypePolicy` passed as `dtype` serializes.
-        return super().get_config()

@@ -90,9 +90,7 @@ class FeatureBiLSTMClassifier(BackboneClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.layers.serialize(self.backbone),
+            **super().get_config(),
             "num_classes": self.num_classes,
             "layer": self.layer,
             "lstm_units": self.lstm_units,

@@ -91,9 +91,7 @@ class LayerSelectedClassifier(BackboneClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.layers.serialize(self.backbone),
+            **super().get_config(),
             "num_classes": self.num_classes,
             "layers": self.layer_selection,
             "combine": self.combine,

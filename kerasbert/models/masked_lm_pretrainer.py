@@ -104,8 +104,6 @@ class MaskedLMPretrainer(BackboneModel):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.layers.serialize(self.backbone),
+            **super().get_config(),
             "nsp": self.nsp,
         }

@@ -116,9 +116,7 @@ class MultiTaskClassifier(BackboneClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.layers.serialize(self.backbone),
+            **super().get_config(),
             "tasks": self.tasks,
             "layers": self.layer_selection,
             "combine": self.combine,

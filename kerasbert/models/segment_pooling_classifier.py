@@ -104,9 +104,7 @@ class SegmentPoolingClassifier(BackboneClassifier):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.layers.serialize(self.backbone),
+            **super().get_config(),
             "num_classes": self.num_classes,
             "pooling": self.pooling,
             "layers": self.layer_selection,
