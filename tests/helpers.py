@@ -2,6 +2,8 @@
 
 import copy
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -30,3 +32,20 @@ def assert_saving_round_trip(model, inputs, directory):
     for got, want in zip(keras.tree.flatten(actual), keras.tree.flatten(expected)):
         np.testing.assert_allclose(got, want, atol=1e-6)
     return restored
+
+
+# Prepended to subprocess scripts: one physical CPU split into two logical
+# devices, so that MirroredStrategy has two replicas.
+TWO_CPUS = """import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+
+def run_on_two_cpus(script, *args):
+    """Run `script` (with `args` in `sys.argv`) in a fresh interpreter that
+    has two logical CPU devices; returns the `CompletedProcess`."""
+    return subprocess.run(
+        [sys.executable, "-c", TWO_CPUS + script, *args], capture_output=True, text=True,
+        timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )

@@ -16,7 +16,6 @@ import json
 import os
 
 from kerasbert.training.fine_tuning import fine_tune
-from kerasbert.training.multitask import Task
 from kerasbert.training.multitask import multitask_fine_tune
 from kerasbert.training.pretraining import further_pretrain
 

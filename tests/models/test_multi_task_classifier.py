@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -11,6 +7,7 @@ import kerasbert
 from kerasbert.data import task_sampling
 from tests.helpers import assert_config_round_trip
 from tests.helpers import assert_saving_round_trip
+from tests.helpers import run_on_two_cpus
 from tests.test_export import serve_in_subprocess
 
 SENTIMENT = (["good film", "bad film", "a good one", "a bad one"] * 4, [0, 1, 0, 1] * 4)
@@ -137,9 +134,7 @@ def test_saving_round_trip_and_per_task_export(tiny, tmp_path):
 
 
 MIRRORED_SCRIPT = """
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
 import keras, kerasbert
 from kerasbert.backbones import tiny_backbone_and_tokenizer
 from kerasbert.data import task_sampling
@@ -168,7 +163,5 @@ assert worst < 1e-5, worst
 
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_matches_single_device():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True,
-                            text=True, timeout=600, env=env)
+    result = run_on_two_cpus(MIRRORED_SCRIPT)
     assert result.returncode == 0, result.stderr[-3000:]

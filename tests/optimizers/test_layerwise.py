@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import keras
 import keras_hub
 import numpy as np
@@ -11,6 +7,7 @@ import tensorflow as tf
 import kerasbert
 from kerasbert.backbones import tiny_backbone_and_tokenizer
 from kerasbert.optimizers import layerwise
+from tests.helpers import run_on_two_cpus
 
 TEXTS = ["who was galileo ?", "what is the name of the city ?"]
 LABELS = np.array([0, 1])
@@ -179,9 +176,7 @@ def test_mixed_float16_with_loss_scaling_and_clipping(tiny):
 
 
 MIRRORED_SCRIPT = """
-import numpy as np, tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
 import keras, kerasbert
 from kerasbert.backbones import tiny_backbone_and_tokenizer
 
@@ -212,10 +207,6 @@ assert worst < 1e-5, worst
 
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_cpus_matches_single_device():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True,
-        timeout=600, env=env,
-    )
+    result = run_on_two_cpus(MIRRORED_SCRIPT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max difference" in result.stdout

@@ -7,6 +7,7 @@ import pytest
 
 import kerasbert
 from kerasbert.data.datasets import LabeledTexts
+from tests.helpers import run_on_two_cpus
 
 
 def sentiment_data(n, seed):
@@ -156,9 +157,6 @@ def test_fine_tune_with_mixed_precision_or_xla_gives_finite_loss(tmp_path, optio
 
 MIRRORED_FINE_TUNE = """
 import sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np, kerasbert
 from kerasbert.data.datasets import LabeledTexts
 from kerasbert.training.distribute import make_strategy
@@ -176,11 +174,6 @@ assert np.isfinite(metrics["epochs"][-1]["loss"])
 
 @pytest.mark.slow
 def test_fine_tune_under_mirrored_strategy_on_two_cpus(tmp_path):
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-c", MIRRORED_FINE_TUNE, str(tmp_path)],
-                            capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    result = run_on_two_cpus(MIRRORED_FINE_TUNE, str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "metrics.json").exists()

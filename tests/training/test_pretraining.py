@@ -8,6 +8,7 @@ import tensorflow as tf
 import kerasbert
 from kerasbert.backbones import tiny_vocabulary
 from kerasbert.training import pretraining
+from tests.helpers import run_on_two_cpus
 
 TEXTS = ["the film was good .", "who was galileo ?", "what is the name of the city ?"]
 
@@ -159,9 +160,6 @@ def test_whole_word_masking_pretraining_runs(tmp_path):
 
 MIRRORED_PRETRAIN = """
 import sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np, kerasbert
 from kerasbert.training.distribute import make_strategy
 metrics = kerasbert.further_pretrain(
@@ -174,14 +172,7 @@ assert metrics["final_step"] == 4 and np.isfinite(metrics["history"][-1]["loss"]
 
 @pytest.mark.slow
 def test_pretraining_under_mirrored_strategy_on_two_cpus(tmp_path):
-    import subprocess
-    import sys
-
     corpus_file = tmp_path / "corpus.txt"
     corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 5))
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED_PRETRAIN, str(corpus_file), str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
+    result = run_on_two_cpus(MIRRORED_PRETRAIN, str(corpus_file), str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr[-3000:]
