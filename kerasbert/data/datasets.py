@@ -3,7 +3,10 @@
 Bad input never passes silently: a missing file, a missing field, a label
 outside the known vocabulary, invalid UTF-8, an empty text or an empty
 dataset raises a `ValueError` (or `FileNotFoundError`) naming the file, the
-line and the problem.
+line and the problem. Records are read strictly: a text must be a string;
+a label a string or an integer (never null, a float, a bool, a list or a
+dict); one file may not mix integer and string labels, nor spell one class
+two ways (`"A"` and `" A"`, `"1"` and `"1.0"`).
 """
 
 import csv
@@ -42,9 +45,28 @@ class LabeledTexts:
     labels: np.ndarray
     label_names: list
     source: str
+    line_numbers: list = None
+    empty_text: str = "error"
 
     def __len__(self):
         return len(self.texts)
+
+    def where(self, index):
+        """`source:line` of example `index`, for messages."""
+        if self.line_numbers is None:
+            return f"{self.source} (example {index})"
+        return f"{self.source}:{self.line_numbers[index]}"
+
+    def subset(self, indices, source):
+        """The examples at `indices` (in that order), described as `source`."""
+        return LabeledTexts(
+            [self.texts[i] for i in indices],
+            self.labels[np.asarray(indices, dtype=np.int64)],
+            self.label_names,
+            source,
+            None if self.line_numbers is None else [self.line_numbers[i] for i in indices],
+            self.empty_text,
+        )
 
     def to_tf_dataset(self):
         """A `tf.data.Dataset` of `(text, label)` pairs."""
@@ -57,10 +79,7 @@ class LabeledTexts:
                 f"Cannot sample {count} examples from the {len(self)} of {self.source}."
             )
         chosen = np.sort(np.random.default_rng(seed).choice(len(self), count, replace=False))
-        return LabeledTexts(
-            [self.texts[i] for i in chosen], self.labels[chosen], self.label_names,
-            f"{self.source} ({count} sampled)",
-        )
+        return self.subset(chosen, f"{self.source} ({count} sampled)")
 
     def sample_per_class(self, count, seed=0):
         """A reproducible subset of `count` examples of every class (few-shot).
@@ -78,10 +97,7 @@ class LabeledTexts:
                 )
             chosen.extend(rng.choice(members, count, replace=False))
         chosen = np.sort(np.array(chosen))
-        return LabeledTexts(
-            [self.texts[i] for i in chosen], self.labels[chosen], self.label_names,
-            f"{self.source} ({count} per class)",
-        )
+        return self.subset(chosen, f"{self.source} ({count} per class)")
 
     def split(self, fraction, seed=0):
         """Carve a random `fraction` off as a second set, reproducibly.
@@ -99,16 +115,10 @@ class LabeledTexts:
                 f"{self.source} leaves one side empty."
             )
         carved, rest = np.sort(order[:cut]), np.sort(order[cut:])
-
-        def subset(indices, name):
-            return LabeledTexts(
-                [self.texts[i] for i in indices],
-                self.labels[indices],
-                self.label_names,
-                f"{self.source} ({name})",
-            )
-
-        return subset(rest, f"{1 - fraction:.0%} kept"), subset(carved, f"{fraction:.0%} carved")
+        return (
+            self.subset(rest, f"{self.source} ({1 - fraction:.0%} kept)"),
+            self.subset(carved, f"{self.source} ({fraction:.0%} carved)"),
+        )
 
 
 def _resolve_file(spec, split):
@@ -171,8 +181,12 @@ def _read_records(path):
         yield reader.line_num, record
 
 
+def _type_name(value):
+    return "null" if value is None else type(value).__name__
+
+
 def _read_file(path, text_fields, label_field, empty_text):
-    texts, labels = [], []
+    texts, labels, line_numbers, integer_lines, string_lines = [], [], [], [], []
     for number, record in _read_records(path):
         missing = [f for f in (*text_fields, label_field) if f not in record]
         if missing:
@@ -181,16 +195,60 @@ def _read_file(path, text_fields, label_field, empty_text):
                 f"{sorted(record)}. Choose fields with text_fields= / label_field= "
                 "(--text_fields / --label_field in recipes)."
             )
-        text = " ".join(str(record[f]).strip() for f in text_fields if record[f] is not None)
+        for field in text_fields:
+            if not isinstance(record[field], str):
+                raise ValueError(
+                    f"{path}:{number}: field {field!r} must hold a string; it holds "
+                    f"{_type_name(record[field])} {str(record[field])[:60]!r}."
+                )
+        text = " ".join(record[f].strip() for f in text_fields)
         if not text.strip() and empty_text == "error":
             raise ValueError(
                 f"{path}:{number}: empty text in field(s) {list(text_fields)}. Fix or "
                 "drop the line, or pass empty_text='keep' to classify it from "
                 "[CLS] [SEP] alone."
             )
+        label = record[label_field]
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise ValueError(
+                f"{path}:{number}: label field {label_field!r} must hold a string or an "
+                f"integer; it holds {_type_name(label)} {str(label)[:60]!r}."
+            )
+        (integer_lines if isinstance(label, int) else string_lines).append(number)
+        if isinstance(label, str) and not label.strip():
+            raise ValueError(f"{path}:{number}: empty label in field {label_field!r}.")
         texts.append(text)
-        labels.append(str(record[label_field]))
-    return texts, labels
+        labels.append(str(label))
+        line_numbers.append(number)
+    if integer_lines and string_lines:
+        raise ValueError(
+            f"{path}: labels mix integers (first at line {integer_lines[0]}) and strings "
+            f"(first at line {string_lines[0]}); use one type for field {label_field!r}."
+        )
+    _check_distinct_spellings(path, labels, line_numbers)
+    return texts, labels, line_numbers
+
+
+def _check_distinct_spellings(source, labels, line_numbers):
+    # Labels that differ only by surrounding whitespace, or that spell one
+    # number two ways ("1" and "1.0"), are almost surely one class.
+    first_line = {}
+    for label, number in zip(labels, line_numbers):
+        first_line.setdefault(label, number)
+    spellings = {}
+    for label in first_line:
+        key = label.strip()
+        try:
+            key = float(key)
+        except ValueError:
+            pass
+        spellings.setdefault(key, []).append(label)
+    for variants in spellings.values():
+        if len(variants) > 1:
+            where = ", ".join(f"{v!r} (line {first_line[v]})" for v in variants)
+            raise ValueError(
+                f"{source}: labels {where} differ only in spelling; write each class one way."
+            )
 
 
 def _read_tfds(name, split, data_dir, text_fields, label_field):
@@ -277,9 +335,10 @@ def read_labeled_texts(
             )
         source = f"tfds:{tfds_name}[{split}]"
         label_names = label_names or class_names
+        line_numbers = None
     else:
         source = _resolve_file(spec, split)
-        texts, labels = _read_file(source, text_fields, label_field, empty_text)
+        texts, labels, line_numbers = _read_file(source, text_fields, label_field, empty_text)
     if not texts:
         raise ValueError(f"Dataset {source} holds no examples.")
     if label_names is None:
@@ -294,7 +353,8 @@ def read_labeled_texts(
             "it never saw in training."
         )
     return LabeledTexts(
-        texts, np.array([index[l] for l in labels], np.int32), label_names, source
+        texts, np.array([index[l] for l in labels], np.int32), label_names, source,
+        line_numbers, empty_text,
     )
 
 

@@ -40,3 +40,30 @@ def _rows(pieces):
     if isinstance(pieces, tf.RaggedTensor):
         return [row.numpy() for row in pieces]
     return list(pieces)
+
+
+def texts_without_word_pieces(tokenizer, texts):
+    """Indices of the texts that tokenize to no word piece at all.
+
+    Such a text (whitespace, control or zero-width characters only) reaches
+    the model as `[CLS] [SEP]`, like an empty one. Only texts without a
+    letter or digit can qualify, so only those are tokenized.
+
+    Args:
+        tokenizer: a keras-hub `BertTokenizer`.
+        texts: list of str.
+
+    Returns:
+        A list of int, in order.
+
+    Example:
+    ```python
+    _, tokenizer = kerasbert.load_backbone("tiny")
+    kerasbert.text.texts_without_word_pieces(tokenizer, ["a city", "\\u200b \\t", "?"])  # [1]
+    ```
+    """
+    candidates = [i for i, text in enumerate(texts) if not any(c.isalnum() for c in text)]
+    if not candidates:
+        return []
+    pieces = tokenizer(tf.constant([texts[i] for i in candidates]))
+    return [i for i, row in zip(candidates, _rows(pieces)) if np.size(row) == 0]

@@ -1,8 +1,6 @@
 """One fine-tuning run: train, keep the best epoch, test, export."""
 
-import json
 import math
-import os
 import time
 
 import keras
@@ -24,14 +22,25 @@ from kerasbert.optimizers.schedules import SlantedTriangular
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.text.vocabulary_coverage import unknown_piece_rate
-from kerasbert.training import callbacks as run_callbacks
-from kerasbert.training.distribute import output_dir_for
+from kerasbert.text.vocabulary_coverage import texts_without_word_pieces
+from kerasbert.training import arguments
+from kerasbert.training.distribute import is_chief
+from kerasbert.training.fingerprint import labeled_texts_identity
+from kerasbert.training.fingerprint import array_identity
+from kerasbert.training.fingerprint import path_identity
+from kerasbert.training.fingerprint import result_settings
 from kerasbert.training.precision import check_precision
 from kerasbert.training.precision import with_loss_scaling
+from kerasbert.training.run_directory import RunDirectory
+from kerasbert.training.run_directory import read_json
+from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
+from kerasbert.training.training_loop import TrainingLoop
 
 METRICS_FILE = "metrics.json"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
 RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
+# Settings that do not change the result: a rerun may change them freely.
+RESULT_NEUTRAL = ("export", "checkpoint_every_steps", "overwrite", "verbose")
 CLASSIFIERS = ("cls", "feature_bilstm")
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
@@ -146,6 +155,8 @@ def fine_tune(
     strategy=None,
     seed=0,
     export=True,
+    checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
+    overwrite=False,
     head_weights=None,
     callbacks=None,
     verbose=1,
@@ -155,10 +166,17 @@ def fine_tune(
     Adam (β1 0.9, β2 0.999) with linear warmup then linear decay; batches
     padded to their longest member after length bucketing; after training,
     the epoch with the best validation accuracy is restored and tested.
-    A killed run resumes from its last finished epoch when called again with
-    the same `output_dir`.
 
-    `output_dir` receives `metrics.json` (the settings, per-epoch metrics,
+    `output_dir` is a run directory (`kerasbert.training.run_directory`):
+    locked while the run is alive, fingerprinted in `run.json` by the
+    settings and a hash of the examples, and finished stage by stage. Called
+    again with the same arguments, a killed run resumes from its last step
+    checkpoint (every `checkpoint_every_steps` steps and every epoch end)
+    and ends with the weights and metrics of an uninterrupted run; a
+    finished run returns its metrics at once; other settings are refused
+    unless `overwrite`.
+
+    `output_dir` receives `run.json`, `metrics.json` (the settings, per-epoch metrics,
     the best epoch, validation and test accuracy and error, and the share of
     training word pieces that are [UNK], logged as a warning above 5 %), `history.csv`,
     TensorBoard `logs/`, `checkpoints/`, `model.keras`, `label_names.json`,
@@ -216,16 +234,175 @@ def fine_tune(
             only the chief writes into `output_dir`.
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
+        checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
+        overwrite: bool. Clear an `output_dir` that holds a run with other
+            settings instead of refusing it.
         head_weights: list of arrays or None. Initial `[kernel, bias]` of the
             softmax layer (e.g. a multi-task head), instead of random ones.
-        callbacks: list of Keras callbacks or None. Run after the built-in
-            ones (logging, backup, best checkpoint).
-        verbose: int. Keras `fit` verbosity (1 shows progress bars).
+        callbacks: list of Keras callbacks or None. Their epoch and batch
+            hooks run after the loop's own logging and checkpointing.
+        verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
 
     Returns:
         The dict written to `metrics.json`.
+
+    Raises:
+        ValueError: an argument out of range (named), a `sequence_length`
+            beyond the backbone's positions, a training set of one class,
+            a text without word pieces, other label vocabularies.
+        RunDirectoryError: `output_dir` is in use, or holds other settings.
+        NonFiniteLossError: the loss became NaN or infinite.
     """
     settings = {k: v for k, v in locals().items() if k not in RUN_INPUTS}
+    check_fine_tune_arguments(settings, train, validation, test)
+    strategy = strategy or tf.distribute.get_strategy()
+    data = {
+        "train": labeled_texts_identity(train),
+        "validation": labeled_texts_identity(validation),
+        "test": labeled_texts_identity(test),
+        "backbone": path_identity(backbone),
+        "head_weights": array_identity(head_weights),
+    }
+    fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
+    with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
+                      chief=is_chief(strategy)) as run:
+        if run.finished and (run.done("exported") or not export):
+            return read_json(run.file(METRICS_FILE))
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model, preprocessor = _build_classifier(
+                backbone, train, classifier, sequence_length, truncation, head_length,
+                max_segments, segment_stride, segment_pooling, layers, combine, dropout,
+                freeze_backbone, mixed_precision,
+            )
+            if head_weights is not None:
+                model.get_layer("logits").set_weights(head_weights)
+            steps_per_epoch = math.ceil(len(train) / batch_size)
+            optimizer = build_optimizer(
+                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+                schedule, layer_decay, layer_decay_convention, weight_decay,
+            )
+            optimizer = with_loss_scaling(optimizer, mixed_precision)
+            model.compile(optimizer=optimizer)
+        arguments.sequence_length_fits(sequence_length, model.backbone)
+        for split in (train, validation, test):
+            check_word_pieces(preprocessor.tokenizer, split)
+        unknown_rate = unknown_piece_rate(preprocessor.tokenizer, train.texts)
+        if unknown_rate > UNKNOWN_RATE_WARNING:
+            logging.warning(
+                "%.0f %% of the word pieces of the training texts are [UNK] for backbone %r: "
+                "its vocabulary does not cover this text (Chinese text needs a Chinese "
+                "vocabulary, e.g. the keras-hub preset bert_base_zh or a local directory in "
+                "its layout).", 100 * unknown_rate, backbone,
+            )
+
+        def batches(data, training):
+            # Evaluation keeps the order; training reshuffles every pass.
+            return make_batches(
+                data.to_tf_dataset(), preprocessor, batch_size, shuffle=training,
+                seed=seed, bucket=training, pad_to_boundaries=jit_compile,
+            )
+
+        monitor = "val_accuracy" if validation is not None else None
+        loop = TrainingLoop(
+            model, run.path, steps_per_epoch=steps_per_epoch, epochs=epochs,
+            strategy=strategy, monitor=monitor, checkpoint_every_steps=checkpoint_every_steps,
+            jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
+        )
+        if not run.done("trained"):
+            # An epoch is `steps_per_epoch` steps of an endlessly reshuffled
+            # stream: bucketing makes one pass's batch count vary a little,
+            # and a fixed epoch length keeps the schedule's length exact.
+            started = time.time()
+            history = loop.fit(
+                lambda: batches(train, training=True).repeat(),
+                (lambda: batches(validation, False)) if validation is not None else None,
+            )
+            run.finish("trained", {
+                "history": history, "best": loop.best, "train_seconds": time.time() - started,
+                "resumed_from_step": loop.resumed_from_step,
+            })
+        trained = run.result("trained")
+        loop.restore_best()
+        if test is not None and not run.done("tested"):
+            started = time.time()
+            result = loop.evaluate(batches(test, False))
+            run.finish("tested", {
+                "accuracy": result["accuracy"], "error": 1.0 - result["accuracy"],
+                "loss": result["loss"], "examples": len(test),
+                "seconds": time.time() - started,
+            })
+        if not run.done("saved"):
+            with run.atomic("model.keras") as path:
+                model.save(path)
+            # The fine-tuned encoder, tokenizer and preprocessor as a keras-hub
+            # preset: `load_backbone` and `ClassifierPreprocessor.from_preset` read it.
+            with run.atomic("preset") as path:
+                model.backbone.save_to_preset(path)
+                preprocessor.save_to_preset(path)
+            run.write_json("label_names.json", train.label_names)
+            run.finish("saved")
+        if export and not run.done("exported"):
+            with run.atomic("saved_model") as path:
+                export_serving(model, preprocessor, path, train.label_names)
+            run.finish("exported")
+
+        history = trained["history"]
+        for epoch in history:
+            if "val_accuracy" in epoch:
+                epoch["val_error"] = 1.0 - epoch["val_accuracy"]
+        metrics = {"settings": settings, "label_names": train.label_names, "epochs": history,
+                   "unknown_piece_rate": unknown_rate}
+        if monitor:
+            best = trained["best"]
+            metrics["best_epoch"] = best["epoch"]
+            metrics["validation"] = {"accuracy": best["value"], "error": 1.0 - best["value"]}
+        if test is not None:
+            metrics["test"] = run.result("tested")
+        metrics["train_seconds"] = trained["train_seconds"]
+        metrics["resumed_from_step"] = trained["resumed_from_step"]
+        run.write_json(METRICS_FILE, metrics)
+        run.finish("metrics")
+        return read_json(run.file(METRICS_FILE))
+
+
+def check_fine_tune_arguments(settings, train, validation, test):
+    """Raise a `ValueError` naming the first `fine_tune` argument out of range."""
+    a = settings
+    arguments.one_of("classifier", a["classifier"], CLASSIFIERS)
+    arguments.one_of("schedule", a["schedule"], SCHEDULES)
+    check_precision(a["mixed_precision"])
+    for name in ("batch_size", "epochs", "checkpoint_every_steps"):
+        arguments.positive_int(name, a[name])
+    arguments.positive_int("sequence_length", a["sequence_length"])
+    if a["sequence_length"] < 3:
+        raise ValueError(
+            "`sequence_length` must be at least 3 ([CLS], a word piece, [SEP]). "
+            f"Received: {a['sequence_length']}"
+        )
+    arguments.positive_int("max_segments", a["max_segments"], allow_none=True)
+    arguments.non_negative_int("segment_stride", a["segment_stride"])
+    arguments.non_negative_int("head_length", a["head_length"])
+    arguments.positive_number("learning_rate", a["learning_rate"])
+    arguments.in_range("warmup_proportion", a["warmup_proportion"], 0, 1, high_open=True)
+    arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
+    arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
+    arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
+    if isinstance(a["seed"], bool) or not isinstance(a["seed"], int):
+        raise ValueError(f"`seed` must be an integer. Received: {a['seed']!r}")
+    if a["classifier"] == "feature_bilstm":
+        if a["truncation"] == "segments":
+            raise ValueError(
+                '`classifier="feature_bilstm"` reads one sequence per text; it does not '
+                'support `truncation="segments"`.'
+            )
+        if isinstance(a["layers"], str) or (isinstance(a["layers"], (list, tuple))
+                                            and len(a["layers"]) != 1):
+            raise ValueError(
+                '`classifier="feature_bilstm"` reads the states of one layer. '
+                f"Received: layers={a['layers']!r}"
+            )
+    arguments.several_classes(train)
     for split in (validation, test):
         if split is not None and split.label_names != train.label_names:
             raise ValueError(
@@ -233,92 +410,17 @@ def fine_tune(
                 f"training data has {train.label_names}. Read it with "
                 "label_names=train.label_names."
             )
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"`classifier` must be one of {CLASSIFIERS}. Received: {classifier!r}")
-    check_precision(mixed_precision)
-    strategy = strategy or tf.distribute.get_strategy()
-    output_dir = output_dir_for(strategy, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        model, preprocessor = _build_classifier(
-            backbone, train, classifier, sequence_length, truncation, head_length, max_segments,
-            segment_stride, segment_pooling, layers, combine, dropout, freeze_backbone,
-            mixed_precision,
-        )
-        if head_weights is not None:
-            model.get_layer("logits").set_weights(head_weights)
-        steps_per_epoch = math.ceil(len(train) / batch_size)
-        optimizer = build_optimizer(
-            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-            schedule, layer_decay, layer_decay_convention, weight_decay,
-        )
-        optimizer = with_loss_scaling(optimizer, mixed_precision)
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
-    backbone_model = model.backbone
-    unknown_rate = unknown_piece_rate(preprocessor.tokenizer, train.texts)
-    if unknown_rate > UNKNOWN_RATE_WARNING:
-        logging.warning(
-            "%.0f %% of the word pieces of the training texts are [UNK] for backbone %r: its "
-            "vocabulary does not cover this text (Chinese text needs a Chinese vocabulary, "
-            "e.g. the keras-hub preset bert_base_zh or a local directory in its layout).",
-            100 * unknown_rate, backbone,
-        )
 
-    def batches(data, training):
-        # Evaluation keeps the order, so Keras knows the number of batches.
-        return make_batches(
-            data.to_tf_dataset(), preprocessor, batch_size, shuffle=training,
-            seed=seed, bucket=training, pad_to_boundaries=jit_compile,
+
+def check_word_pieces(tokenizer, data):
+    """Raise when a text of `data` tokenizes to nothing (an empty text in
+    disguise), unless it was read with `empty_text="keep"`."""
+    if data is None or data.empty_text == "keep":
+        return
+    empty = texts_without_word_pieces(tokenizer, data.texts)
+    if empty:
+        raise ValueError(
+            f"{data.where(empty[0])}: the text {data.texts[empty[0]][:40]!r} yields no word "
+            f"pieces ({len(empty)} such texts in {data.source}); it would be classified from "
+            "[CLS] [SEP] alone. Fix or drop it, or read the data with empty_text='keep'."
         )
-
-    monitor = "val_accuracy" if validation is not None else None
-    started = time.time()
-    model.fit(
-        batches(train, training=True).repeat(),
-        steps_per_epoch=steps_per_epoch,
-        validation_data=batches(validation, False) if validation is not None else None,
-        epochs=epochs,
-        shuffle=False,  # `batches` shuffles before bucketing.
-        callbacks=run_callbacks.fine_tuning_callbacks(output_dir, monitor) + list(callbacks or []),
-        verbose=verbose,
-    )
-    train_seconds = time.time() - started
-
-    history = run_callbacks.read_epoch_history(output_dir)
-    for epoch in history:
-        if "val_accuracy" in epoch:
-            epoch["val_error"] = 1.0 - epoch["val_accuracy"]
-    metrics = {"settings": settings, "label_names": train.label_names, "epochs": history,
-               "unknown_piece_rate": unknown_rate}
-    if monitor:
-        model.load_weights(os.path.join(output_dir, run_callbacks.BEST_WEIGHTS_FILE))
-        best = max(history, key=lambda epoch: epoch[monitor])
-        metrics["best_epoch"] = best["epoch"]
-        metrics["validation"] = {"accuracy": best[monitor], "error": 1.0 - best[monitor]}
-    if test is not None:
-        started_test = time.time()
-        result = model.evaluate(batches(test, False), return_dict=True, verbose=verbose)
-        metrics["test"] = {
-            "accuracy": result["accuracy"],
-            "error": 1.0 - result["accuracy"],
-            "loss": result["loss"],
-            "examples": len(test),
-            "seconds": time.time() - started_test,
-        }
-    metrics["train_seconds"] = train_seconds
-
-    model.save(os.path.join(output_dir, "model.keras"))
-    # The fine-tuned encoder, tokenizer and preprocessor as a keras-hub preset:
-    # `load_backbone` and `ClassifierPreprocessor.from_preset` read it.
-    backbone_model.save_to_preset(os.path.join(output_dir, "preset"))
-    preprocessor.save_to_preset(os.path.join(output_dir, "preset"))
-    with open(os.path.join(output_dir, "label_names.json"), "w") as file:
-        json.dump(train.label_names, file)
-    if export:
-        export_serving(
-            model, preprocessor, os.path.join(output_dir, "saved_model"), train.label_names
-        )
-    with open(os.path.join(output_dir, METRICS_FILE), "w") as file:
-        json.dump(metrics, file, indent=2)
-    return metrics

@@ -1,0 +1,391 @@
+"""One training driver for every kerasbert run: epochs, validation, the best
+epoch, logs, and step checkpoints that resume exactly.
+
+Keras' `fit` cannot resume in the middle of an epoch (its `BackupAndRestore`
+restarts the epoch, and the input order after a restart differs from the
+order an uninterrupted run sees), so kerasbert drives training itself in the
+TF Model Garden / Orbit pattern: `strategy.run` of the model's own public
+`train_step` inside a `tf.function`, over a deterministic input stream that
+is fast-forwarded to the checkpoint's step on resume. Losses, metrics, loss
+scaling and the optimizer stay Keras'.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasbert.training.run_directory import atomic_path
+from kerasbert.training.run_directory import write_json
+
+CHECKPOINT_DIR = "checkpoints"
+LATEST_CHECKPOINT = "latest.json"
+BEST_WEIGHTS_FILE = os.path.join(CHECKPOINT_DIR, "best.weights.h5")
+HISTORY_FILE = "history.csv"
+LOG_DIR = "logs"
+# About a minute of MiniLM training on two CPU cores: what a kill may cost.
+DEFAULT_CHECKPOINT_EVERY_STEPS = 200
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def read_history(directory):
+    """The per-epoch rows of `directory/history.csv` as dicts (numbers as
+    floats, `epoch` as int), or `[]`."""
+    path = os.path.join(directory, HISTORY_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as file:
+        return [
+            {k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(file)
+        ]
+
+
+class TrainingLoop:
+    """Train a compiled Keras model for whole epochs, resumably at any step.
+
+    Each step runs `model.train_step` (the model's loss, metrics, optimizer,
+    loss scaling) under `strategy.run`. After every epoch the model is
+    evaluated on the validation data (`model.test_step`), the row is added
+    to `history.csv` and TensorBoard (`logs/train`, `logs/validation`), and
+    with a `monitor` the weights of the best epoch so far are kept in
+    `checkpoints/best.weights.h5`.
+
+    Every `checkpoint_every_steps` steps and at every epoch end, the whole
+    training state is saved atomically in `checkpoints/`: model variables
+    (dropout seed states included), optimizer slots, the running metric
+    totals of the epoch, the step, the history and the best epoch. A loop
+    started again on the same directory restores it and fast-forwards a
+    fresh copy of the (deterministic) training stream to that step, so a
+    killed run ends with the weights and metrics of an uninterrupted run.
+    At most `checkpoint_every_steps` steps of work are lost.
+
+    A loss that becomes NaN or infinite stops training with
+    `NonFiniteLossError`.
+
+    Args:
+        model: a compiled `keras.Model`, built inside `strategy.scope()`.
+        directory: str. Where checkpoints, `history.csv` and logs go.
+        steps_per_epoch: int. Steps of one epoch.
+        epochs: int. Epochs to train.
+        strategy: `tf.distribute.Strategy` or None (the default strategy).
+        monitor: str or None. A validation metric to maximise, e.g.
+            `"val_accuracy"`; `None` keeps no best weights.
+        checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
+        keep_checkpoints: int. How many recent checkpoints stay on disk.
+        jit_compile: bool. Compile the steps with XLA.
+        callbacks: list of `keras.callbacks.Callback` or None. Their epoch
+            and batch hooks run as under `fit` (batch numbers within the
+            epoch), after the loop's own logging and checkpointing.
+        verbose: int. 0 silent, 1 a progress bar, 2 one line per epoch.
+
+    Examples:
+    ```python
+    import tempfile
+    import numpy as np, tensorflow as tf
+    from kerasbert.training.training_loop import TrainingLoop
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    data = tf.data.Dataset.from_tensor_slices(
+        (np.eye(3, dtype="float32"), np.array([0, 1, 1]))).batch(3)
+    loop = TrainingLoop(model, tempfile.mkdtemp(), steps_per_epoch=2, epochs=2,
+                        monitor="val_accuracy", verbose=0)
+    history = loop.fit(lambda: data.repeat(), lambda: data)
+    [row["epoch"] for row in history]  # [1, 2]
+    ```
+    """
+
+    def __init__(
+        self,
+        model,
+        directory,
+        *,
+        steps_per_epoch,
+        epochs,
+        strategy=None,
+        monitor=None,
+        checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
+        keep_checkpoints=1,
+        jit_compile=False,
+        callbacks=None,
+        verbose=1,
+    ):
+        for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs),
+                            ("checkpoint_every_steps", checkpoint_every_steps),
+                            ("keep_checkpoints", keep_checkpoints)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {value!r}")
+        self.model = model
+        self.directory = directory
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs = epochs
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.monitor = monitor
+        self.checkpoint_every_steps = checkpoint_every_steps
+        self.keep_checkpoints = keep_checkpoints
+        self.jit_compile = jit_compile
+        self.verbose = verbose
+        self.callbacks = keras.callbacks.CallbackList(
+            list(callbacks or []), model=model, add_history=False, add_progbar=False,
+            verbose=0, epochs=epochs, steps=steps_per_epoch,
+        )
+        self.step = 0
+        self.history = []
+        self.best = None  # {"epoch": int, "value": float}
+        self.resumed_from_step = 0
+        self._train_function = None
+        self._test_function = None
+
+    @property
+    def total_steps(self):
+        return self.steps_per_epoch * self.epochs
+
+    # === Training ===
+
+    def fit(self, train_stream, validation=None):
+        """Train to `epochs`, resuming from the directory's last checkpoint.
+
+        Args:
+            train_stream: a function returning the endless training
+                `tf.data.Dataset`: the same sequence of batches every time it
+                is called (seeded shuffling), so a restart can skip to its
+                step.
+            validation: a function returning the finite validation dataset,
+                or None.
+
+        Returns:
+            The per-epoch history: dicts with `epoch` (1-based) and the
+            training and `val_` metrics.
+        """
+        self._build(train_stream)
+        self.resumed_from_step = self.step = self.restore()
+        if self.step >= self.total_steps:
+            return self.history
+        dataset = train_stream().skip(self.step)  # the input position
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        progress = None
+        self.callbacks.on_train_begin()
+        while self.step < self.total_steps:
+            epoch, batch = divmod(self.step, self.steps_per_epoch)
+            if progress is None or batch == 0:
+                if batch == 0:
+                    self.model.reset_metrics()
+                self.callbacks.on_epoch_begin(epoch)
+                progress = self._progress_bar(epoch, batch)
+            self.callbacks.on_train_batch_begin(batch)
+            self._train_function(next(iterator))
+            self.step += 1
+            logs = self._metric_values()
+            if not math.isfinite(logs.get("loss", 0.0)):
+                raise NonFiniteLossError(
+                    f"The training loss became {logs['loss']} at step {self.step} (epoch "
+                    f"{epoch + 1}). Lower the learning rate, or with mixed_float16 check the "
+                    "loss scaling; nothing was exported."
+                )
+            self.callbacks.on_train_batch_end(batch, logs)
+            epoch_done = self.step % self.steps_per_epoch == 0
+            if epoch_done:
+                logs = self._end_epoch(epoch, logs, validation)
+            progress.update(batch + 1, list(logs.items()), finalize=epoch_done)
+            if epoch_done or self.step % self.checkpoint_every_steps == 0:
+                self.save()
+            if epoch_done:
+                self.callbacks.on_epoch_end(epoch, logs)
+        self.callbacks.on_train_end()
+        return self.history
+
+    def _end_epoch(self, epoch, logs, validation):
+        logs = dict(logs)
+        if validation is not None:
+            logs.update({f"val_{k}": v for k, v in self.evaluate(validation()).items()})
+        row = {"epoch": epoch + 1, **logs}
+        self.history.append(row)
+        if self.monitor:
+            if self.monitor not in logs:
+                raise ValueError(
+                    f"`monitor` {self.monitor!r} is not among the logged metrics {sorted(logs)}."
+                )
+            if self.best is None or logs[self.monitor] > self.best["value"]:
+                with atomic_path(os.path.join(self.directory, BEST_WEIGHTS_FILE)) as path:
+                    self.model.save_weights(path)
+                self.best = {"epoch": epoch + 1, "value": logs[self.monitor]}
+        self._write_history()
+        self._write_summaries(row)
+        return logs
+
+    def evaluate(self, dataset):
+        """The model's loss and metrics over a finite dataset, as floats."""
+        if self._test_function is None:
+            step = tf.function(self.model.test_step, jit_compile=self.jit_compile,
+                               reduce_retracing=True)
+            self._test_function = tf.function(
+                lambda data: self.strategy.run(step, args=(data,)), reduce_retracing=True
+            )
+        self.model.reset_metrics()
+        for data in self.strategy.experimental_distribute_dataset(dataset):
+            self._test_function(data)
+        values = self._metric_values()
+        self.model.reset_metrics()
+        return values
+
+    def _metric_values(self):
+        return {name: float(value) for name, value in self.model.get_metrics_result().items()}
+
+    def _build(self, train_stream):
+        # Create every variable before tracing: the optimizer's slots, and the
+        # compiled loss and metrics (built eagerly on one batch, then reset),
+        # so that a checkpoint can be restored into them before the first step.
+        if self._train_function is not None:
+            return
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+            next(iter(train_stream()))
+        )
+        with self.strategy.scope():
+            y_pred = self.model(x, training=False)
+            self.model.compute_loss(x, y, y_pred, sample_weight, training=False)
+            self.model.compute_metrics(x, y, y_pred, sample_weight)
+            self.model.reset_metrics()
+            self.model.optimizer.build(self.model.trainable_variables)
+        step = tf.function(self.model.train_step, jit_compile=self.jit_compile,
+                           reduce_retracing=True)
+        self._train_function = tf.function(
+            lambda data: self.strategy.run(step, args=(data,)), reduce_retracing=True
+        )
+
+    def _progress_bar(self, epoch, batch):
+        if self.verbose == 1 or (self.verbose == 2 and batch == 0):
+            print(f"Epoch {epoch + 1}/{self.epochs}"
+                  + (f" (resumed at step {batch})" if batch else ""), flush=True)
+        # The logged values are running means already: show them as they are.
+        names = list(self._metric_values())
+        bar = keras.utils.Progbar(self.steps_per_epoch, verbose=self.verbose,
+                                  stateful_metrics=names + [f"val_{n}" for n in names])
+        if batch and self.verbose == 1:
+            bar.update(batch)  # a resumed epoch's bar starts where it stopped
+        return bar
+
+    # === Logs ===
+
+    def _write_history(self):
+        names = ["epoch"] + sorted({k for row in self.history for k in row} - {"epoch"})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, names, restval="")
+        writer.writeheader()
+        writer.writerows(self.history)
+        with atomic_path(os.path.join(self.directory, HISTORY_FILE)) as path:
+            with open(path, "w", encoding="utf-8", newline="") as file:
+                file.write(buffer.getvalue())
+
+    def _write_summaries(self, row):
+        # A resumed run may write an epoch's scalars twice; TensorBoard shows
+        # the later event, which holds the same values.
+        for split, prefix in (("train", ""), ("validation", "val_")):
+            values = {
+                k[len(prefix):]: v for k, v in row.items()
+                if k != "epoch" and (k.startswith("val_") == bool(prefix))
+            }
+            if not values:
+                continue
+            writer = tf.summary.create_file_writer(os.path.join(self.directory, LOG_DIR, split))
+            with writer.as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(f"epoch_{name}", value, step=row["epoch"])
+            writer.close()
+
+    # === Checkpoints ===
+
+    def _state_variables(self):
+        return (
+            list(self.model.variables)
+            + list(self.model.optimizer.variables)
+            + list(self.model.metrics_variables)
+        )
+
+    def save(self):
+        """Checkpoint the whole training state at the current step."""
+        directory = os.path.join(self.directory, CHECKPOINT_DIR)
+        name = f"step-{self.step:08d}.npz"
+        variables = self._state_variables()
+        arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+        state = {"step": self.step, "history": self.history, "best": self.best,
+                 "paths": [v.path for v in variables]}
+        arrays["state"] = np.array(json.dumps(state))
+        with atomic_path(os.path.join(directory, name)) as path:
+            with open(path, "wb") as file:
+                np.savez(file, **arrays)
+        write_json(os.path.join(directory, LATEST_CHECKPOINT), {"checkpoint": name,
+                                                                "step": self.step})
+        saved = sorted(n for n in os.listdir(directory)
+                       if n.startswith("step-") and n.endswith(".npz"))
+        for old in saved[: -self.keep_checkpoints]:
+            os.remove(os.path.join(directory, old))
+
+    def latest_checkpoint(self):
+        """The path of the last complete checkpoint, or None."""
+        pointer = os.path.join(self.directory, CHECKPOINT_DIR, LATEST_CHECKPOINT)
+        if not os.path.exists(pointer):
+            return None
+        with open(pointer, encoding="utf-8") as file:
+            name = json.load(file)["checkpoint"]
+        return os.path.join(self.directory, CHECKPOINT_DIR, name)
+
+    def restore(self, model_only=False):
+        """Load the last checkpoint; return its step (0 without one).
+
+        With `model_only`, only the model's variables are loaded (the final
+        weights of a finished training).
+        """
+        path = self.latest_checkpoint()
+        if path is None:
+            return 0
+        with np.load(path) as checkpoint:
+            state = json.loads(str(checkpoint["state"]))
+            variables = list(self.model.variables) if model_only else self._state_variables()
+            # Paths carry per-process name suffixes (`seed_generator_7`), so
+            # the structure is checked by count and shapes.
+            values = [checkpoint[f"v{i}"] for i in range(len(variables))]
+            shapes = [tuple(v.shape) for v in variables]
+            if (len(state["paths"]) < len(variables)
+                    or shapes != [value.shape for value in values]):
+                raise ValueError(
+                    f"Checkpoint {path} holds other variables than this model "
+                    f"({len(state['paths'])} saved, {len(variables)} expected). Was the model "
+                    "built with other settings?"
+                )
+            for variable, value in zip(variables, values):
+                self._assign(variable, value)
+        if not model_only:
+            self.history = state["history"]
+            self.best = state["best"]
+        return state["step"]
+
+    def _assign(self, variable, value):
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas > 1 and variable.synchronization == "on_read":
+            # A sum-aggregated metric total: the first replica holds it all.
+            def assign_on_replica():
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+                variable.assign(tf.where(replica == 0, value, tf.zeros_like(value)))
+
+            self.strategy.run(assign_on_replica)
+        else:
+            variable.assign(value)
+
+    def restore_best(self):
+        """Load the best epoch's weights (with a `monitor`), else the final ones."""
+        best = os.path.join(self.directory, BEST_WEIGHTS_FILE)
+        if self.monitor and os.path.exists(best):
+            self.model.load_weights(best)
+        else:
+            self.restore(model_only=True)
