@@ -13,14 +13,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+import recipe_main  # noqa: E402
+from kerasbert.training import arguments  # noqa: E402
 from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
 from kerasbert.training.scale_flags import scale_settings  # noqa: E402
 
 define_scale_flags()
+recipe_main.define_run_flags()
 FLAGS = flags.FLAGS
 LONG_TEXT_STRATEGIES = [
     "head", "tail", "head_tail", "segments_mean", "segments_max", "segments_attention"
@@ -64,13 +66,6 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Where metrics, checkpoints and the SavedModel go.")
 
 
-def parse_layers(value):
-    if value in ("first4", "last4", "all"):
-        return value
-    indices = [int(part) for part in value.split(",")]
-    return indices[0] if len(indices) == 1 else indices
-
-
 def long_text_settings(long_text, truncation, segment_pooling):
     """(truncation, segment_pooling) from --long_text, or the explicit flags."""
     if long_text is None:
@@ -81,6 +76,11 @@ def long_text_settings(long_text, truncation, segment_pooling):
 
 
 def main(_):
+    layers = recipe_main.parse_layers(FLAGS.layers)
+    arguments.positive_int("train_examples", FLAGS.train_examples, allow_none=True)
+    arguments.positive_int("train_examples_per_class", FLAGS.train_examples_per_class,
+                           allow_none=True)
+    arguments.in_range("validation_fraction", FLAGS.validation_fraction, 0, 1, high_open=True)
     read = dict(
         text_fields=FLAGS.text_fields, label_field=FLAGS.label_field,
         data_dir=FLAGS.data_dir, empty_text=FLAGS.empty_text,
@@ -106,7 +106,7 @@ def main(_):
         sequence_length=FLAGS.sequence_length, truncation=truncation,
         head_length=FLAGS.head_length, segment_pooling=segment_pooling,
         max_segments=FLAGS.max_segments, segment_stride=FLAGS.segment_stride,
-        classifier=FLAGS.classifier, layers=parse_layers(FLAGS.layers),
+        classifier=FLAGS.classifier, layers=layers,
         combine=FLAGS.combine, dropout=FLAGS.dropout,
         freeze_backbone=FLAGS.freeze_backbone, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
@@ -114,6 +114,7 @@ def main(_):
         layer_decay=FLAGS.layer_decay,
         layer_decay_convention=FLAGS.layer_decay_convention,
         weight_decay=FLAGS.weight_decay, **scale_settings(), seed=FLAGS.seed,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
     )
     summary = {k: metrics[k] for k in ("best_epoch", "validation", "test") if k in metrics}
     print(json.dumps(summary, indent=2))
@@ -124,5 +125,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["train", "output_dir"])
-    app.run(main)
+    recipe_main.run(main, required=["train", "output_dir"])

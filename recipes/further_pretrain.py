@@ -18,10 +18,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+import recipe_main  # noqa: E402
 from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
 from kerasbert.training.scale_flags import scale_settings  # noqa: E402
 from kerasbert.data.corpus import parse_source  # noqa: E402
@@ -45,6 +45,7 @@ flags.DEFINE_integer("keep_checkpoints", 2, "Recent checkpoints kept.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Checkpoints, logs, metrics.json and backbone/.")
 define_scale_flags()
+recipe_main.define_run_flags(checkpoint_every_steps=False)
 FLAGS = flags.FLAGS
 
 
@@ -58,7 +59,7 @@ def main(_):
         whole_word_masking=FLAGS.whole_word_masking,
         weight_decay=FLAGS.weight_decay, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, text_fields=FLAGS.text_fields,
-        data_dir=FLAGS.data_dir, seed=FLAGS.seed,
+        data_dir=FLAGS.data_dir, seed=FLAGS.seed, overwrite=FLAGS.overwrite,
         **scale_settings(),
     )
     print(json.dumps({k: metrics[k] for k in ("resumed_from_step", "final_step")}))
@@ -68,5 +69,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["corpus", "output_dir"])
-    app.run(main)
+    recipe_main.run(main, required=["corpus", "output_dir"])

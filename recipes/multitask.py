@@ -19,10 +19,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+import recipe_main  # noqa: E402
+from kerasbert.training import arguments  # noqa: E402
 from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
 from kerasbert.training.scale_flags import scale_settings  # noqa: E402
 
@@ -55,6 +56,7 @@ flags.DEFINE_float("finetune_learning_rate", None, "Per-task rate (default: half
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Output directory.")
 define_scale_flags()
+recipe_main.define_run_flags()
 FLAGS = flags.FLAGS
 
 
@@ -70,19 +72,36 @@ def parse_task(value):
     return name, specs[0], specs[1] if len(specs) == 2 else None
 
 
-def per_task(values, cast=str):
-    pairs = dict(v.split("=", 1) for v in values)
-    return {name: cast(value) for name, value in pairs.items()}
+def per_task(flag, values, cast=str):
+    """`--flag=NAME=VALUE` values as `{NAME: cast(VALUE)}`; one line per error."""
+    parsed = {}
+    for value in values:
+        name, separator, setting = value.partition("=")
+        if not separator or not name or not setting:
+            raise ValueError(f"--{flag} must be NAME=VALUE. Received: {value!r}")
+        if name in parsed:
+            raise ValueError(f"--{flag} names task {name!r} twice.")
+        try:
+            parsed[name] = cast(setting)
+        except ValueError:
+            raise ValueError(
+                f"--{flag}={value}: {setting!r} is not a valid {cast.__name__}."
+            ) from None
+    return parsed
 
 
 def main(_):
     read = dict(text_fields=FLAGS.text_fields, label_field=FLAGS.label_field, data_dir=FLAGS.data_dir)
-    lengths = per_task(FLAGS.task_sequence_length, int)
-    truncations = per_task(FLAGS.task_truncation)
-    subsets = per_task(FLAGS.task_train_examples, int)
+    lengths = per_task("task_sequence_length", FLAGS.task_sequence_length, int)
+    truncations = per_task("task_truncation", FLAGS.task_truncation)
+    subsets = per_task("task_train_examples", FLAGS.task_train_examples, int)
+    layers = recipe_main.parse_layers(FLAGS.layers)
+    arguments.in_range("validation_fraction", FLAGS.validation_fraction, 0, 1, high_open=True)
     tasks = {}
     for value in FLAGS.task:
         name, train_spec, test_spec = parse_task(value)
+        if name in tasks:
+            raise ValueError(f"--task names {name!r} twice; task names must be unique.")
         train = kerasbert.read_labeled_texts(train_spec, "train", **read)
         if name in subsets:
             train = train.sample(subsets[name], seed=FLAGS.seed)
@@ -101,22 +120,20 @@ def main(_):
     unknown = (set(lengths) | set(truncations) | set(subsets)) - set(tasks)
     if unknown:
         raise ValueError(f"Per-task flags name unknown tasks {sorted(unknown)}; tasks: {sorted(tasks)}.")
-    layers = FLAGS.layers if FLAGS.layers in ("first4", "last4", "all") else [
-        int(i) for i in FLAGS.layers.split(",")]
     metrics = kerasbert.multitask_fine_tune(
         FLAGS.backbone, tasks, FLAGS.output_dir, sampling=FLAGS.sampling, alpha=FLAGS.alpha,
-        layers=layers[0] if isinstance(layers, list) and len(layers) == 1 else layers,
+        layers=layers,
         combine=FLAGS.combine, dropout=FLAGS.dropout, learning_rate=FLAGS.learning_rate,
         batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
         warmup_proportion=FLAGS.warmup_proportion, layer_decay=FLAGS.layer_decay,
         layer_decay_convention=FLAGS.layer_decay_convention,
         then_finetune=FLAGS.then_finetune, finetune_epochs=FLAGS.finetune_epochs,
         finetune_learning_rate=FLAGS.finetune_learning_rate, seed=FLAGS.seed,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
         **scale_settings(),
     )
     print(json.dumps({"joint": metrics["joint"], "finetuned": metrics["finetuned"]}, indent=2))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["task", "output_dir"])
-    app.run(main)
+    recipe_main.run(main, required=["task", "output_dir"])

@@ -19,7 +19,7 @@ In-task further pre-training reads the dataset's training text; in-domain
 and cross-domain pre-training read the corpora of --in_domain_corpus and
 --cross_domain_corpus (their rows are left out when these are unset). Every
 cell is a normal recipe run in --output_dir/CELL; started again, the grid
-skips finished cells and resumes an interrupted pre-training. Writes
+returns finished cells and resumes an interrupted pre-training. Writes
 --output_dir/report.md with PNG charts.
 """
 
@@ -32,6 +32,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+import recipe_main  # noqa: E402
 from kerasbert.data import registry  # noqa: E402
 from kerasbert.data.corpus import parse_source  # noqa: E402
 from kerasbert.training import grid_reports  # noqa: E402
@@ -68,6 +69,7 @@ flags.DEFINE_bool("pretrain_nsp", True, "Add next-sentence prediction to masked 
 flags.DEFINE_integer("checkpoint_every", 1000, "Further pre-training checkpoint interval.")
 flags.DEFINE_integer("seed", 0, "Seed of every cell.")
 flags.DEFINE_string("output_dir", None, "Grid directory.")
+flags.DEFINE_bool("traceback", False, "Show the Python traceback of a failure.")
 FLAGS = flags.FLAGS
 
 # `--budget=cpu`: MiniLM-sized grids in CPU minutes (a few minutes per cell).
@@ -141,8 +143,7 @@ def main(_):
         tasks[task_name(dataset)], texts = read_task(dataset)
         if dataset == FLAGS.dataset and table in (5, 6):
             in_task = os.path.join(FLAGS.output_dir, "corpora", "in_task.jsonl")
-            if not os.path.exists(in_task):
-                grids.write_corpus(texts, in_task)
+            grids.write_corpus(texts, in_task)
             corpora["itpt"] = [(in_task, 1.0)]
     if len(tasks) != len(datasets):
         raise app.UsageError(f"Two datasets have the same task name: {datasets}")
@@ -173,5 +174,4 @@ def main(_):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["table", "dataset", "output_dir"])
-    app.run(main)
+    recipe_main.run(main, required=["table", "dataset", "output_dir"])

@@ -71,7 +71,12 @@ def iter_documents(spec, text_fields=("text",), split="train", data_dir=None):
             elif extension in (".jsonl", ".json"):
                 for number, line in enumerate(file, start=1):
                     if line.strip():
-                        record = json.loads(line)
+                        try:
+                            record = json.loads(line)
+                        except json.JSONDecodeError as error:
+                            raise ValueError(f"{spec}:{number}: not valid JSON ({error}).") from None
+                        if not isinstance(record, dict):
+                            raise ValueError(f"{spec}:{number}: expected a JSON object.")
                         yield _join_fields(record, text_fields, f"{spec}:{number}")
             elif extension in (".csv", ".tsv"):
                 reader = csv.DictReader(file, delimiter="," if extension == ".csv" else "\t")
@@ -89,7 +94,27 @@ def _join_fields(record, text_fields, where):
     missing = [f for f in text_fields if f not in record]
     if missing:
         raise ValueError(f"{where}: missing field(s) {missing}; the record has {sorted(record)}.")
-    return " ".join(str(record[f]) for f in text_fields)
+    for field in text_fields:
+        if not isinstance(record[field], str):
+            kind = "null" if record[field] is None else type(record[field]).__name__
+            raise ValueError(f"{where}: field {field!r} must hold a string; it holds {kind}.")
+    return " ".join(record[f] for f in text_fields)
+
+
+def check_source(spec, weight, text_fields=("text",), data_dir=None):
+    """Raise a one-line error unless source `spec` exists and its first
+    document reads, before a long run starts (the rest streams later)."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+        raise ValueError(f"Corpus weight of {spec!r} must be a number > 0. Received: {weight!r}")
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"A corpus source must be a path or 'tfds:NAME'. Received: {spec!r}")
+    if spec.startswith("tfds:"):
+        return
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f"Corpus source {spec!r} is not a file (nor a 'tfds:NAME').")
+    for _ in iter_documents(spec, text_fields):
+        return
+    raise ValueError(f"Corpus source {spec!r} holds no text.")
 
 
 def parse_source(source):

@@ -145,5 +145,7 @@ def trim_padding(features):
         The same dict with every tensor cut to `(batch, longest)`.
     """
     mask = tf.cast(features["padding_mask"], tf.int32)
-    longest = tf.reduce_max(tf.reduce_sum(mask, axis=-1))
+    # Every real row holds at least [CLS] [SEP]; an empty batch keeps those
+    # two columns (the maximum of nothing is the most negative int).
+    longest = tf.maximum(tf.reduce_max(tf.reduce_sum(mask, axis=-1)), 2)
     return {name: value[..., :longest] for name, value in features.items()}

@@ -1,10 +1,6 @@
 """tf.distribute strategies from a name, as recipes' `--strategy` flag."""
 
-import os
-import tempfile
-
 import tensorflow as tf
-from absl import logging
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -48,17 +44,3 @@ def is_chief(strategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
     return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
-
-
-def output_dir_for(strategy, output_dir):
-    """`output_dir` on the chief; a private temporary directory elsewhere.
-
-    Every worker of a multi-worker job must run the same saving code (the
-    savers synchronise), but only the chief's files are kept.
-    """
-    if is_chief(strategy):
-        return output_dir
-    directory = tempfile.mkdtemp(prefix=f"kerasbert_worker_{os.getpid()}_")
-    logging.info("Non-chief worker: writing to %s instead of %s.", directory, output_dir)
-    return directory
-

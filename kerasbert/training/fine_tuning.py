@@ -40,7 +40,7 @@ METRICS_FILE = "metrics.json"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
 RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
 # Settings that do not change the result: a rerun may change them freely.
-RESULT_NEUTRAL = ("export", "checkpoint_every_steps", "overwrite", "verbose")
+RESULT_NEUTRAL = ("output_dir", "export", "checkpoint_every_steps", "overwrite", "verbose")
 CLASSIFIERS = ("cls", "feature_bilstm")
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05

@@ -57,7 +57,7 @@ def result_settings(settings, neutral=()):
 
 def strategy_name(strategy):
     """A `tf.distribute.Strategy` as its class name and replica count."""
-    if strategy is None:
+    if strategy is None or type(strategy).__name__ == "_DefaultDistributionStrategy":
         return "default"
     replicas = getattr(strategy, "num_replicas_in_sync", 1)
     return f"{type(strategy).__name__}x{replicas}"

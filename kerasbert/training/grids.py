@@ -5,9 +5,11 @@ Each cell is an ordinary recipe run in its own directory: `fine_tune` in
 `multitask_fine_tune` in `output_dir/<cell>` for the multi-task cells. A
 cell that starts from a further-pre-trained encoder finds it in
 `output_dir/pretraining/<corpus>/backbone`, built once by
-`further_pretrain` and shared by every cell that needs it. A grid that is
-stopped and started again skips whatever has its `metrics.json` (and
-`further_pretrain` itself resumes from its last checkpoint).
+`further_pretrain` and shared by every cell that needs it. Every cell is a run
+directory (`kerasbert.training.run_directory`): a grid stopped and started
+again returns finished cells at once, resumes the interrupted one at its
+last step checkpoint, and refuses a cell whose directory holds other
+settings (a finished cell is reused only when its fingerprint matches).
 `kerasbert.training.grid_reports` lays the results out like the paper.
 """
 
@@ -18,6 +20,7 @@ import os
 from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.multitask import multitask_fine_tune
 from kerasbert.training.pretraining import further_pretrain
+from kerasbert.training.run_directory import atomic_path
 
 TABLES = (2, 3, 4, 5, 6, 7)
 DECAYS = (1.0, 0.95, 0.9, 0.85)
@@ -106,22 +109,21 @@ def table_cells(table, num_layers, learning_rates=(2.5e-5, 2e-5), corpora=CORPOR
     raise ValueError(f"`table` must be one of {TABLES}. Received: {table!r}")
 
 
-def _read_metrics(directory):
-    path = os.path.join(directory, "metrics.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as file:
-        return json.load(file)
-
-
 def write_corpus(texts, path):
-    """Write texts as a JSON Lines corpus (`{"text": ...}` per line)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as file:
-        for text in texts:
-            file.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
-    os.replace(partial, path)
+    """Write texts as a JSON Lines corpus (`{"text": ...}` per line).
+
+    An existing file with the same content is left untouched, so that the
+    fingerprint of a pre-training run on it (path, size, modification time)
+    still matches when a grid is started again.
+    """
+    content = "".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in texts)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as file:
+            if file.read() == content:
+                return path
+    with atomic_path(path) as partial:
+        with open(partial, "w", encoding="utf-8") as file:
+            file.write(content)
     return path
 
 
@@ -178,7 +180,7 @@ def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=No
         per_task = {}
         for name in names:
             task_dir = os.path.join(cell_dir, name) if table == 7 else cell_dir
-            per_task[name] = _read_metrics(task_dir) or fine_tune(
+            per_task[name] = fine_tune(
                 cell_backbone, tasks[name].train, task_dir, validation=tasks[name].validation,
                 test=tasks[name].test, verbose=verbose,
                 **{**budget, **_task_settings(tasks[name]), **cell.settings},
@@ -194,22 +196,19 @@ def _task_settings(task):
 
 def _pretrained_backbone(backbone, corpus, sources, output_dir, pretraining, verbose):
     directory = os.path.join(output_dir, "pretraining", corpus)
-    if _read_metrics(directory) is None:
-        further_pretrain(backbone, sources, directory, verbose=verbose, **pretraining)
+    further_pretrain(backbone, sources, directory, verbose=verbose, **pretraining)
     return os.path.join(directory, "backbone")
 
 
 def _run_multitask_cell(backbone, tasks, cell_dir, finetune_epochs, finetune_learning_rate,
                         verbose, budget):
-    metrics = _read_metrics(cell_dir)
-    if metrics is None:
-        shared = ("learning_rate", "batch_size", "epochs", "warmup_proportion", "layer_decay",
-                  "layer_decay_convention", "layers", "combine", "dropout", "seed")
-        metrics = multitask_fine_tune(
-            backbone, tasks, cell_dir, then_finetune=True, finetune_epochs=finetune_epochs,
-            finetune_learning_rate=finetune_learning_rate, verbose=verbose,
-            **{k: v for k, v in budget.items() if k in shared},
-        )
+    shared = ("learning_rate", "batch_size", "epochs", "warmup_proportion", "layer_decay",
+              "layer_decay_convention", "layers", "combine", "dropout", "seed")
+    metrics = multitask_fine_tune(
+        backbone, tasks, cell_dir, then_finetune=True, finetune_epochs=finetune_epochs,
+        finetune_learning_rate=finetune_learning_rate, verbose=verbose,
+        **{k: v for k, v in budget.items() if k in shared},
+    )
     return {name: {**metrics["finetuned"][name], "joint": metrics["joint"][name]}
             for name in tasks}
 

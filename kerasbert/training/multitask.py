@@ -1,9 +1,7 @@
 """Multi-task fine-tuning, then optional per-task fine-tuning (Table 7)."""
 
 import dataclasses
-import json
 import math
-import os
 import time
 
 import keras
@@ -18,12 +16,23 @@ from kerasbert.data.task_sampling import task_weights
 from kerasbert.export import export_serving
 from kerasbert.models.multi_task_classifier import MultiTaskClassifier
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
-from kerasbert.training import callbacks as run_callbacks
+from kerasbert.training import arguments
+from kerasbert.training.distribute import is_chief
 from kerasbert.training.fine_tuning import build_optimizer
-from kerasbert.training.distribute import output_dir_for
+from kerasbert.training.fine_tuning import check_word_pieces
 from kerasbert.training.fine_tuning import fine_tune
+from kerasbert.training.fingerprint import labeled_texts_identity
+from kerasbert.training.fingerprint import path_identity
+from kerasbert.training.fingerprint import result_settings
 from kerasbert.training.precision import check_precision
 from kerasbert.training.precision import with_loss_scaling
+from kerasbert.training.run_directory import RunDirectory
+from kerasbert.training.run_directory import read_json
+from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
+from kerasbert.training.training_loop import TrainingLoop
+
+# Settings that do not change the result: a rerun may change them freely.
+RESULT_NEUTRAL = ("output_dir", "export", "checkpoint_every_steps", "overwrite", "verbose")
 
 
 @dataclasses.dataclass
@@ -81,6 +90,8 @@ def multitask_fine_tune(
     jit_compile=False,
     strategy=None,
     export=True,
+    checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
+    overwrite=False,
     verbose=1,
 ):
     """Train one shared encoder with a head per task, then fine-tune per task.
@@ -99,6 +110,9 @@ def multitask_fine_tune(
     fine-tuning results), `shared_backbone/` (a preset `load_backbone`
     accepts), `saved_model_{task}/` per task for the joint model, and
     `finetuned_{task}/` (a full `fine_tune` run directory) per task.
+    `output_dir` is a run directory (see `fine_tune`): locked,
+    fingerprinted, resumed exactly at the last step checkpoint of the joint
+    phase (in `joint/`) and finished stage by stage.
 
     Args:
         backbone: str. A spec for `kerasbert.load_backbone`.
@@ -124,104 +138,166 @@ def multitask_fine_tune(
     settings = {k: v for k, v in locals().items() if k not in ("tasks", "strategy")}
     settings["tasks"] = {
         name: {"train_examples": len(task.train), "sequence_length": task.sequence_length,
-               "truncation": task.truncation}
+               "truncation": task.truncation, "head_length": task.head_length}
         for name, task in tasks.items()
     }
-    check_precision(mixed_precision)
+    check_multitask_arguments(settings, tasks)
     strategy = strategy or tf.distribute.get_strategy()
-    output_dir = output_dir_for(strategy, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
-    with strategy.scope():
-        backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-        model = MultiTaskClassifier(
-            backbone_model, {name: len(task.train.label_names) for name, task in tasks.items()},
-            layers=layers, combine=combine, dropout=dropout,
-        )
-        optimizer = build_optimizer(
-            model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-            layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
-        )
-        optimizer = with_loss_scaling(optimizer, mixed_precision)
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
-    preprocessors = {
-        name: ClassifierPreprocessor(
-            tokenizer, sequence_length=task.sequence_length, truncation=task.truncation,
-            head_length=task.head_length,
-        )
+    data = {
+        name: {split: labeled_texts_identity(getattr(task, split))
+               for split in ("train", "validation", "test")}
         for name, task in tasks.items()
     }
-
-    def batches(name, data, training):
-        return make_batches(
-            data.to_tf_dataset(), preprocessors[name], batch_size, shuffle=training,
-            seed=seed, bucket=training, pad_to_boundaries=jit_compile,
-        )
-
-    weights = task_weights({name: len(task.train) for name, task in tasks.items()}, sampling, alpha)
-    train_stream = mix_task_batches(
-        {name: batches(name, task.train, True) for name, task in tasks.items()}, weights, seed
-    )
-    validation = {n: t.validation for n, t in tasks.items() if t.validation is not None}
-    validation_stream = None
-    if validation:
-        validation_stream = concatenate_task_batches(
-            {name: batches(name, data, False) for name, data in validation.items()}
-        )
-    started = time.time()
-    model.fit(
-        train_stream,
-        steps_per_epoch=steps_per_epoch,
-        epochs=epochs,
-        validation_data=validation_stream,
-        shuffle=False,  # the stream is already shuffled and mixed
-        callbacks=run_callbacks.fine_tuning_callbacks(os.path.join(output_dir, "joint")),
-        verbose=verbose,
-    )
-    metrics = {
-        "settings": settings,
-        "task_weights": weights,
-        "joint_train_seconds": time.time() - started,
-        "joint_epochs": run_callbacks.read_epoch_history(os.path.join(output_dir, "joint")),
-        "joint": {},
-        "finetuned": {},
-    }
-    for name, task in tasks.items():
-        results = {}
-        for split, data in (("validation", task.validation), ("test", task.test)):
-            if data is not None:
-                accuracy = task_accuracy(model, name, batches(name, data, False))
-                results[split] = {"accuracy": accuracy, "error": 1 - accuracy}
-        metrics["joint"][name] = results
-        if export:
-            export_serving(
-                model.task_model(name), preprocessors[name],
-                os.path.join(output_dir, f"saved_model_{name}"), task.train.label_names,
+    data["backbone"] = path_identity(backbone)
+    fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
+    with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
+                      chief=is_chief(strategy)) as run:
+        if run.finished:
+            return read_json(run.file("metrics.json"))
+        keras.utils.set_random_seed(seed)
+        steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
+        with strategy.scope():
+            backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
+            model = MultiTaskClassifier(
+                backbone_model,
+                {name: len(task.train.label_names) for name, task in tasks.items()},
+                layers=layers, combine=combine, dropout=dropout,
             )
-    shared_dir = os.path.join(output_dir, "shared_backbone")
-    backbone_model.save_to_preset(shared_dir)
-    tokenizer.save_to_preset(shared_dir)
-    if then_finetune:
+            optimizer = build_optimizer(
+                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
+                layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
+            )
+            optimizer = with_loss_scaling(optimizer, mixed_precision)
+            model.compile(optimizer=optimizer)
+        for task in tasks.values():
+            arguments.sequence_length_fits(task.sequence_length, backbone_model)
+            for split in (task.train, task.validation, task.test):
+                check_word_pieces(tokenizer, split)
+        preprocessors = {
+            name: ClassifierPreprocessor(
+                tokenizer, sequence_length=task.sequence_length, truncation=task.truncation,
+                head_length=task.head_length,
+            )
+            for name, task in tasks.items()
+        }
+
+        def batches(name, data, training):
+            return make_batches(
+                data.to_tf_dataset(), preprocessors[name], batch_size, shuffle=training,
+                seed=seed, bucket=training, pad_to_boundaries=jit_compile,
+            )
+
+        weights = task_weights(
+            {name: len(task.train) for name, task in tasks.items()}, sampling, alpha
+        )
+        validation = {n: t.validation for n, t in tasks.items() if t.validation is not None}
+
+        def train_stream():
+            return mix_task_batches(
+                {name: batches(name, task.train, True) for name, task in tasks.items()},
+                weights, seed,
+            )
+
+        def validation_stream():
+            return concatenate_task_batches(
+                {name: batches(name, data, False) for name, data in validation.items()}
+            )
+
+        loop = TrainingLoop(
+            model, run.file("joint"), steps_per_epoch=steps_per_epoch, epochs=epochs,
+            strategy=strategy, checkpoint_every_steps=checkpoint_every_steps,
+            jit_compile=jit_compile, verbose=verbose,
+        )
+        if not run.done("joint_trained"):
+            started = time.time()
+            history = loop.fit(train_stream, validation_stream if validation else None)
+            run.finish("joint_trained", {"history": history,
+                                         "train_seconds": time.time() - started,
+                                         "resumed_from_step": loop.resumed_from_step})
+        loop.restore(model_only=True)
+        if not run.done("joint_evaluated"):
+            joint = {}
+            for name, task in tasks.items():
+                results = {}
+                for split, data in (("validation", task.validation), ("test", task.test)):
+                    if data is not None:
+                        accuracy = task_accuracy(model, name, batches(name, data, False))
+                        results[split] = {"accuracy": accuracy, "error": 1 - accuracy}
+                joint[name] = results
+            run.finish("joint_evaluated", joint)
         for name, task in tasks.items():
-            result = fine_tune(
-                shared_dir, task.train, os.path.join(output_dir, f"finetuned_{name}"),
-                validation=task.validation, test=task.test,
-                sequence_length=task.sequence_length, truncation=task.truncation,
-                head_length=task.head_length, layers=layers, combine=combine,
-                dropout=dropout,
-                learning_rate=finetune_learning_rate or learning_rate / 2,
-                batch_size=batch_size, epochs=finetune_epochs,
-                warmup_proportion=warmup_proportion, layer_decay=layer_decay,
-                layer_decay_convention=layer_decay_convention, seed=seed, export=export,
-                mixed_precision=mixed_precision, jit_compile=jit_compile,
-                head_weights=model.get_layer(f"{name}_logits").get_weights(),
-                strategy=strategy, verbose=verbose,
+            if export and not run.done(f"exported_{name}"):
+                with run.atomic(f"saved_model_{name}") as path:
+                    export_serving(model.task_model(name), preprocessors[name], path,
+                                   task.train.label_names)
+                run.finish(f"exported_{name}")
+        shared_dir = run.file("shared_backbone")
+        if not run.done("shared_backbone"):
+            with run.atomic("shared_backbone") as path:
+                backbone_model.save_to_preset(path)
+                tokenizer.save_to_preset(path)
+            run.finish("shared_backbone")
+        finetuned = {}
+        if then_finetune:
+            for name, task in tasks.items():
+                # A run directory of its own: resumes and finishes by itself.
+                result = fine_tune(
+                    shared_dir, task.train, run.file(f"finetuned_{name}"),
+                    validation=task.validation, test=task.test,
+                    sequence_length=task.sequence_length, truncation=task.truncation,
+                    head_length=task.head_length, layers=layers, combine=combine,
+                    dropout=dropout,
+                    learning_rate=finetune_learning_rate or learning_rate / 2,
+                    batch_size=batch_size, epochs=finetune_epochs,
+                    warmup_proportion=warmup_proportion, layer_decay=layer_decay,
+                    layer_decay_convention=layer_decay_convention, seed=seed, export=export,
+                    mixed_precision=mixed_precision, jit_compile=jit_compile,
+                    head_weights=model.get_layer(f"{name}_logits").get_weights(),
+                    checkpoint_every_steps=checkpoint_every_steps,
+                    strategy=strategy, verbose=verbose,
+                )
+                finetuned[name] = {
+                    k: result[k] for k in ("validation", "test", "best_epoch", "train_seconds")
+                    if k in result
+                }
+        joint_trained = run.result("joint_trained")
+        metrics = {
+            "settings": settings,
+            "task_weights": weights,
+            "joint_train_seconds": joint_trained["train_seconds"],
+            "joint_epochs": joint_trained["history"],
+            "joint": run.result("joint_evaluated"),
+            "finetuned": finetuned,
+        }
+        run.write_json("metrics.json", metrics)
+        run.finish("metrics")
+        return read_json(run.file("metrics.json"))
+
+
+def check_multitask_arguments(settings, tasks):
+    """Raise a `ValueError` naming the first `multitask_fine_tune` argument out of range."""
+    a = settings
+    if not tasks:
+        raise ValueError("`tasks` must hold at least one task.")
+    for name in ("batch_size", "epochs", "finetune_epochs", "checkpoint_every_steps"):
+        arguments.positive_int(name, a[name])
+    arguments.positive_number("learning_rate", a["learning_rate"])
+    if a["finetune_learning_rate"] is not None:
+        arguments.positive_number("finetune_learning_rate", a["finetune_learning_rate"])
+    arguments.in_range("warmup_proportion", a["warmup_proportion"], 0, 1, high_open=True)
+    arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
+    arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
+    check_precision(a["mixed_precision"])
+    for name, task in tasks.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"Task names must be identifiers (letters, digits, _). Received: {name!r}"
             )
-            metrics["finetuned"][name] = {
-                k: result[k] for k in ("validation", "test", "best_epoch", "train_seconds")
-                if k in result
-            }
-    with open(os.path.join(output_dir, "metrics.json"), "w") as file:
-        json.dump(metrics, file, indent=2, default=str)
-    return metrics
+        arguments.positive_int(f"sequence_length of task {name}", task.sequence_length)
+        arguments.several_classes(task.train)
+        for split in (task.validation, task.test):
+            if split is not None and split.label_names != task.train.label_names:
+                raise ValueError(
+                    f"Task {name}: {split.source} has label vocabulary {split.label_names}, "
+                    f"but its training data has {task.train.label_names}."
+                )

@@ -1,7 +1,5 @@
 """Further pre-training: masked LM (+ NSP) on a text corpus, resumable."""
 
-import json
-import os
 import time
 
 import keras
@@ -9,56 +7,23 @@ import keras_hub
 import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
+from kerasbert.data.corpus import check_source
 from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
-from kerasbert.training.distribute import output_dir_for
-from kerasbert.training.callbacks import read_epoch_history
+from kerasbert.training import arguments
+from kerasbert.training.distribute import is_chief
+from kerasbert.training.fingerprint import path_identity
+from kerasbert.training.fingerprint import result_settings
 from kerasbert.training.precision import check_precision
 from kerasbert.training.precision import with_loss_scaling
+from kerasbert.training.run_directory import RunDirectory
+from kerasbert.training.run_directory import read_json
+from kerasbert.training.training_loop import TrainingLoop
 
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_STATE = "checkpoint.json"
-HISTORY_FILE = "history.csv"
-
-
-class StepCheckpoint(keras.callbacks.Callback):
-    """Save weights and optimizer state every `every` steps, by global step.
-
-    Files are `step-00000100.weights.h5`; `checkpoint.json` names the last
-    one and is written after it, so a kill mid-save leaves the previous
-    checkpoint in force. Only the newest `keep` checkpoints are kept.
-    """
-
-    def __init__(self, directory, keep=2):
-        super().__init__()
-        self.directory = directory
-        self.keep = keep
-
-    def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        os.makedirs(self.directory, exist_ok=True)
-        name = f"step-{step:08d}.weights.h5"
-        self.model.save_weights(os.path.join(self.directory, name))
-        state_path = os.path.join(self.directory, CHECKPOINT_STATE)
-        with open(state_path + ".tmp", "w") as file:
-            json.dump({"step": step, "weights": name}, file)
-        os.replace(state_path + ".tmp", state_path)
-        saved = sorted(f for f in os.listdir(self.directory) if f.startswith("step-"))
-        for old in saved[: -self.keep]:
-            os.remove(os.path.join(self.directory, old))
-
-
-def latest_checkpoint(output_dir):
-    """`(step, weights path)` of a run's last checkpoint, or `(0, None)`."""
-    state_path = os.path.join(output_dir, CHECKPOINT_DIR, CHECKPOINT_STATE)
-    if not os.path.exists(state_path):
-        return 0, None
-    with open(state_path) as file:
-        state = json.load(file)
-    return state["step"], os.path.join(output_dir, CHECKPOINT_DIR, state["weights"])
-
+# Settings that do not change the result: a rerun may change them freely.
+RESULT_NEUTRAL = ("output_dir", "keep_checkpoints", "overwrite", "verbose")
 
 def masked_lm_inputs(
     tokenizer,
@@ -155,6 +120,7 @@ def further_pretrain(
     mixed_precision=None,
     jit_compile=False,
     strategy=None,
+    overwrite=False,
     callbacks=None,
     verbose=1,
 ):
@@ -167,11 +133,13 @@ def further_pretrain(
     (keras-hub's `BertMaskedLMPreprocessor`). AdamW with weight decay off
     LayerNorm and bias.
 
-    Every `checkpoint_every` steps the weights and optimizer state are saved
-    under `output_dir/checkpoints`. Called again with the same `output_dir`,
-    a killed run restores the last checkpoint and skips the batches it had
-    already consumed (the corpus stream is deterministic for a seed), so no
-    step is repeated or skipped.
+    `output_dir` is a run directory (see `fine_tune`): locked, fingerprinted
+    by the settings and the corpus files' paths, sizes and modification
+    times. Every `checkpoint_every` steps the whole training state is saved
+    under `output_dir/checkpoints`. Called again with the same arguments, a
+    killed run restores the last checkpoint and fast-forwards the corpus
+    stream (deterministic for a seed) to that step, so no step is repeated
+    or skipped; a finished run returns its metrics.
 
     At the end `output_dir/backbone` holds the further-pretrained encoder
     and its tokenizer as a keras-hub preset directory, which
@@ -206,81 +174,108 @@ def further_pretrain(
         jit_compile: bool. Compile the train step with XLA (every batch has
             the same shape here, so it compiles once).
         strategy: `tf.distribute.Strategy` or None; see `fine_tune`.
+        overwrite: bool. Clear an `output_dir` that holds another run.
         callbacks: list of Keras callbacks or None, run after the built-in ones.
-        verbose: int. Keras `fit` verbosity.
+        verbose: int. 0 silent, 1 progress bars, 2 a line per checkpoint.
 
     Returns:
         The dict written to `metrics.json`.
     """
     settings = {k: v for k, v in locals().items() if k not in ("callbacks", "strategy")}
-    if steps % checkpoint_every:
-        raise ValueError(
-            f"`steps` ({steps}) must be a multiple of `checkpoint_every` ({checkpoint_every})."
-        )
-    check_precision(mixed_precision)
-    if not 0 <= warmup_steps < steps:
-        raise ValueError(f"`warmup_steps` must be in [0, steps). Received: {warmup_steps}")
+    check_pretraining_arguments(settings)
     strategy = strategy or tf.distribute.get_strategy()
-    output_dir = output_dir_for(strategy, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    with strategy.scope():
-        backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-        model = MaskedLMPretrainer(backbone_model, nsp=nsp)
-        schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
-        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        optimizer = with_loss_scaling(optimizer, mixed_precision)
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
-    model_inputs = masked_lm_inputs(
-        tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
-        max_predictions=max_predictions, whole_word_masking=whole_word_masking,
-    )
-
-    start_step, weights_path = latest_checkpoint(output_dir)
-    history_path = os.path.join(output_dir, HISTORY_FILE)
-    if weights_path:
-        with strategy.scope():
-            model.optimizer.build(model.trainable_variables)
-        model.load_weights(weights_path)
-    elif os.path.exists(history_path):
-        os.remove(history_path)  # the log of an earlier, finished run
-    corpus = pretraining_dataset(
-        sources, tokenizer, sequence_length, nsp=nsp, text_fields=text_fields,
-        data_dir=data_dir, seed=seed,
-    )
-    batches = corpus.batch(batch_size, drop_remainder=True).skip(start_step)
-    batches = batches.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-
-    started = time.time()
-    if start_step < steps:
-        model.fit(
-            batches.prefetch(tf.data.AUTOTUNE),
-            initial_epoch=start_step // checkpoint_every,
-            epochs=steps // checkpoint_every,
-            steps_per_epoch=checkpoint_every,
-            shuffle=False,  # the corpus stream is already mixed and seeded
-            callbacks=[
-                keras.callbacks.CSVLogger(history_path, append=True),
-                StepCheckpoint(os.path.join(output_dir, CHECKPOINT_DIR), keep_checkpoints),
-                keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
-                *(callbacks or []),
-            ],
-            verbose=verbose,
-        )
-    history = read_epoch_history(output_dir)
-    for row in history:
-        row["step"] = row.pop("epoch") * checkpoint_every
-    backbone_dir = os.path.join(output_dir, "backbone")
-    backbone_model.save_to_preset(backbone_dir)
-    tokenizer.save_to_preset(backbone_dir)
-    metrics = {
-        "settings": settings,
-        "resumed_from_step": start_step,
-        "final_step": int(model.optimizer.iterations.numpy()),
-        "history": history,
-        "seconds_this_run": time.time() - started,
+    data = {
+        "sources": [[path_identity(spec), weight] for spec, weight in sources],
+        "backbone": path_identity(backbone),
     }
-    with open(os.path.join(output_dir, "metrics.json"), "w") as file:
-        json.dump(metrics, file, indent=2, default=str)
-    return metrics
+    fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
+    with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
+                      chief=is_chief(strategy)) as run:
+        if run.finished:
+            return read_json(run.file("metrics.json"))
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
+            model = MaskedLMPretrainer(backbone_model, nsp=nsp)
+            schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
+            optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
+            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+            optimizer = with_loss_scaling(optimizer, mixed_precision)
+            model.compile(optimizer=optimizer)
+        arguments.sequence_length_fits(sequence_length, backbone_model)
+        model_inputs = masked_lm_inputs(
+            tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
+            max_predictions=max_predictions, whole_word_masking=whole_word_masking,
+        )
+
+        def train_stream():
+            corpus = pretraining_dataset(
+                sources, tokenizer, sequence_length, nsp=nsp, text_fields=text_fields,
+                data_dir=data_dir, seed=seed,
+            )
+            # The texts and their order are the same every time, so a resumed
+            # run fast-forwards to the same position. Which pieces get masked
+            # is not: keras-hub's MaskedLMMaskGenerator draws from unseeded
+            # stateful random ops (tf_text's RandomItemSelector and
+            # MaskValuesChooser), which differ between two processes.
+            batches = corpus.batch(batch_size, drop_remainder=True)
+            batches = batches.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+            return batches.prefetch(tf.data.AUTOTUNE)
+
+        loop = TrainingLoop(
+            model, run.path, steps_per_epoch=checkpoint_every,
+            epochs=steps // checkpoint_every, strategy=strategy,
+            checkpoint_every_steps=checkpoint_every, keep_checkpoints=keep_checkpoints,
+            jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
+        )
+        if not run.done("trained"):
+            started = time.time()
+            history = loop.fit(train_stream)
+            run.finish("trained", {
+                "history": [{"step": row["epoch"] * checkpoint_every,
+                             **{k: v for k, v in row.items() if k != "epoch"}}
+                            for row in history],
+                "resumed_from_step": loop.resumed_from_step,
+                "seconds_this_run": time.time() - started,
+            })
+        if not run.done("exported"):
+            loop.restore(model_only=True)
+            with run.atomic("backbone") as path:
+                backbone_model.save_to_preset(path)
+                tokenizer.save_to_preset(path)
+            run.finish("exported")
+        trained = run.result("trained")
+        metrics = {
+            "settings": settings,
+            "resumed_from_step": trained["resumed_from_step"],
+            "final_step": steps,
+            "history": trained["history"],
+            "seconds_this_run": trained["seconds_this_run"],
+        }
+        run.write_json("metrics.json", metrics)
+        run.finish("metrics")
+        return read_json(run.file("metrics.json"))
+
+
+def check_pretraining_arguments(settings):
+    """Raise a `ValueError` naming the first `further_pretrain` argument out of range."""
+    a = settings
+    for name in ("steps", "batch_size", "sequence_length", "max_predictions",
+                 "checkpoint_every", "keep_checkpoints"):
+        arguments.positive_int(name, a[name])
+    arguments.non_negative_int("warmup_steps", a["warmup_steps"])
+    if a["steps"] % a["checkpoint_every"]:
+        raise ValueError(
+            f"`steps` ({a['steps']}) must be a multiple of `checkpoint_every` "
+            f"({a['checkpoint_every']})."
+        )
+    if a["warmup_steps"] >= a["steps"]:
+        raise ValueError(f"`warmup_steps` must be in [0, steps). Received: {a['warmup_steps']}")
+    arguments.positive_number("learning_rate", a["learning_rate"])
+    arguments.in_range("mask_rate", a["mask_rate"], 0, 1, low_open=True)
+    arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
+    check_precision(a["mixed_precision"])
+    if not a["sources"]:
+        raise ValueError("`sources` (--corpus) must name at least one corpus.")
+    for spec, weight in a["sources"]:
+        check_source(spec, weight, a["text_fields"], a["data_dir"])

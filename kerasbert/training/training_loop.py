@@ -37,19 +37,6 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def read_history(directory):
-    """The per-epoch rows of `directory/history.csv` as dicts (numbers as
-    floats, `epoch` as int), or `[]`."""
-    path = os.path.join(directory, HISTORY_FILE)
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="", encoding="utf-8") as file:
-        return [
-            {k: int(v) if k == "epoch" else float(v) for k, v in row.items() if v != ""}
-            for row in csv.DictReader(file)
-        ]
-
-
 class TrainingLoop:
     """Train a compiled Keras model for whole epochs, resumably at any step.
 
@@ -244,12 +231,15 @@ class TrainingLoop:
 
     def _build(self, train_stream):
         # Create every variable before tracing: the optimizer's slots, and the
-        # compiled loss and metrics (built eagerly on one batch, then reset),
-        # so that a checkpoint can be restored into them before the first step.
+        # compiled loss and metrics (built eagerly on a batch of ones shaped
+        # like the stream's, then reset), so that a checkpoint can be
+        # restored into them before the first step. Reading a real batch
+        # instead would start a second iterator, whose prefetching races the
+        # real one for the input pipeline's random state.
         if self._train_function is not None:
             return
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
-            next(iter(train_stream()))
+            tf.nest.map_structure(_ones_like_spec, train_stream().element_spec)
         )
         with self.strategy.scope():
             y_pred = self.model(x, training=False)
@@ -389,3 +379,10 @@ class TrainingLoop:
             self.model.load_weights(best)
         else:
             self.restore(model_only=True)
+
+
+def _ones_like_spec(spec):
+    # All ones is a valid input everywhere: real tokens (padding mask 1),
+    # token and segment id 1, class 1, position 1, weight 1.
+    shape = [2 if dim is None else dim for dim in spec.shape]
+    return tf.ones(shape, spec.dtype)
