@@ -28,6 +28,10 @@ from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.multitask import Task
 from kerasbert.training.multitask import multitask_fine_tune
 from kerasbert.training.pretraining import further_pretrain
+from kerasbert.training.run_directory import RunDirectory
+from kerasbert.training.run_directory import RunDirectoryError
+from kerasbert.training.training_loop import NonFiniteLossError
+from kerasbert.training.training_loop import TrainingLoop
 
 __version__ = "0.1.0"
 
@@ -39,8 +43,12 @@ __all__ = [
     "LayerwiseDecay",
     "MaskedLMPretrainer",
     "MultiTaskClassifier",
+    "NonFiniteLossError",
+    "RunDirectory",
+    "RunDirectoryError",
     "SegmentPoolingClassifier",
     "Task",
+    "TrainingLoop",
     "export_serving",
     "fine_tune",
     "further_pretrain",

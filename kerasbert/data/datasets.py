@@ -39,23 +39,28 @@ class LabeledTexts:
         labels: int32 numpy array, `labels[i]` indexes `label_names`.
         label_names: list of str, the label vocabulary.
         source: str. Where the examples came from, for messages.
+        locations: list of str or None. `file:line` of each example (files
+            only), kept through `sample`, `split` and `subset`.
+        empty_text: str. How the reader treated empty texts (`"error"` or
+            `"keep"`); fine-tuning applies the same rule to texts that yield
+            no word pieces.
     """
 
     texts: list
     labels: np.ndarray
     label_names: list
     source: str
-    line_numbers: list = None
+    locations: list = None
     empty_text: str = "error"
 
     def __len__(self):
         return len(self.texts)
 
     def where(self, index):
-        """`source:line` of example `index`, for messages."""
-        if self.line_numbers is None:
+        """`file:line` of example `index`, for messages."""
+        if self.locations is None:
             return f"{self.source} (example {index})"
-        return f"{self.source}:{self.line_numbers[index]}"
+        return self.locations[index]
 
     def subset(self, indices, source):
         """The examples at `indices` (in that order), described as `source`."""
@@ -64,7 +69,7 @@ class LabeledTexts:
             self.labels[np.asarray(indices, dtype=np.int64)],
             self.label_names,
             source,
-            None if self.line_numbers is None else [self.line_numbers[i] for i in indices],
+            None if self.locations is None else [self.locations[i] for i in indices],
             self.empty_text,
         )
 
@@ -335,10 +340,11 @@ def read_labeled_texts(
             )
         source = f"tfds:{tfds_name}[{split}]"
         label_names = label_names or class_names
-        line_numbers = None
+        locations = None
     else:
         source = _resolve_file(spec, split)
         texts, labels, line_numbers = _read_file(source, text_fields, label_field, empty_text)
+        locations = [f"{source}:{number}" for number in line_numbers]
     if not texts:
         raise ValueError(f"Dataset {source} holds no examples.")
     if label_names is None:
@@ -354,7 +360,7 @@ def read_labeled_texts(
         )
     return LabeledTexts(
         texts, np.array([index[l] for l in labels], np.int32), label_names, source,
-        line_numbers, empty_text,
+        locations, empty_text,
     )
 
 

@@ -61,10 +61,15 @@ def mix_task_batches(task_batches, weights, seed=0):
     )
 
 
-def concatenate_task_batches(task_batches):
-    """All batches of every task once, in task order (for evaluation)."""
-    tasks = list(task_batches)
-    datasets = [_with_task_keys(task_batches[t], t, tasks) for t in tasks]
+def concatenate_task_batches(task_batches, all_tasks=None):
+    """All batches of every task once, in task order (for evaluation).
+
+    `all_tasks` lists every task of the model (defaults to those in
+    `task_batches`): tasks without batches here still get (zero-weight)
+    label entries, so that labels match the model's outputs.
+    """
+    tasks = list(all_tasks or task_batches)
+    datasets = [_with_task_keys(task_batches[t], t, tasks) for t in task_batches]
     combined = datasets[0]
     for dataset in datasets[1:]:
         combined = combined.concatenate(dataset)

@@ -92,6 +92,7 @@ def multitask_fine_tune(
     export=True,
     checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
     overwrite=False,
+    callbacks=None,
     verbose=1,
 ):
     """Train one shared encoder with a head per task, then fine-tune per task.
@@ -130,12 +131,15 @@ def multitask_fine_tune(
         strategy: `tf.distribute.Strategy` or None; see `fine_tune` (also
             used for the per-task phase).
         export: bool. Write per-task SavedModels.
-        verbose: int. Keras verbosity.
+        checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
+        overwrite: bool. Clear an `output_dir` that holds another run.
+        callbacks: list of Keras callbacks or None, for the joint phase.
+        verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
 
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("tasks", "strategy")}
+    settings = {k: v for k, v in locals().items() if k not in ("tasks", "strategy", "callbacks")}
     settings["tasks"] = {
         name: {"train_examples": len(task.train), "sequence_length": task.sequence_length,
                "truncation": task.truncation, "head_length": task.head_length}
@@ -200,13 +204,14 @@ def multitask_fine_tune(
 
         def validation_stream():
             return concatenate_task_batches(
-                {name: batches(name, data, False) for name, data in validation.items()}
+                {name: batches(name, data, False) for name, data in validation.items()},
+                all_tasks=list(tasks),
             )
 
         loop = TrainingLoop(
             model, run.file("joint"), steps_per_epoch=steps_per_epoch, epochs=epochs,
             strategy=strategy, checkpoint_every_steps=checkpoint_every_steps,
-            jit_compile=jit_compile, verbose=verbose,
+            jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
         )
         if not run.done("joint_trained"):
             started = time.time()

@@ -131,8 +131,8 @@ class TrainingLoop:
         self.history = []
         self.best = None  # {"epoch": int, "value": float}
         self.resumed_from_step = 0
-        self._train_function = None
-        self._test_function = None
+        self._built = False
+        self._step_functions = {}
 
     @property
     def total_steps(self):
@@ -160,7 +160,9 @@ class TrainingLoop:
         if self.step >= self.total_steps:
             return self.history
         dataset = train_stream().skip(self.step)  # the input position
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        train_function = self._step_function(self.model.train_step, distributed.element_spec)
+        iterator = iter(distributed)
         progress = None
         self.callbacks.on_train_begin()
         while self.step < self.total_steps:
@@ -171,7 +173,7 @@ class TrainingLoop:
                 self.callbacks.on_epoch_begin(epoch)
                 progress = self._progress_bar(epoch, batch)
             self.callbacks.on_train_batch_begin(batch)
-            self._train_function(next(iterator))
+            train_function(next(iterator))
             self.step += 1
             logs = self._metric_values()
             if not math.isfinite(logs.get("loss", 0.0)):
@@ -213,15 +215,11 @@ class TrainingLoop:
 
     def evaluate(self, dataset):
         """The model's loss and metrics over a finite dataset, as floats."""
-        if self._test_function is None:
-            step = tf.function(self.model.test_step, jit_compile=self.jit_compile,
-                               reduce_retracing=True)
-            self._test_function = tf.function(
-                lambda data: self.strategy.run(step, args=(data,)), reduce_retracing=True
-            )
+        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        test_function = self._step_function(self.model.test_step, distributed.element_spec)
         self.model.reset_metrics()
-        for data in self.strategy.experimental_distribute_dataset(dataset):
-            self._test_function(data)
+        for data in distributed:
+            test_function(data)
         values = self._metric_values()
         self.model.reset_metrics()
         return values
@@ -236,7 +234,7 @@ class TrainingLoop:
         # restored into them before the first step. Reading a real batch
         # instead would start a second iterator, whose prefetching races the
         # real one for the input pipeline's random state.
-        if self._train_function is not None:
+        if self._built:
             return
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
             tf.nest.map_structure(_ones_like_spec, train_stream().element_spec)
@@ -247,11 +245,25 @@ class TrainingLoop:
             self.model.compute_metrics(x, y, y_pred, sample_weight)
             self.model.reset_metrics()
             self.model.optimizer.build(self.model.trainable_variables)
-        step = tf.function(self.model.train_step, jit_compile=self.jit_compile,
-                           reduce_retracing=True)
-        self._train_function = tf.function(
-            lambda data: self.strategy.run(step, args=(data,)), reduce_retracing=True
-        )
+        self._built = True
+
+    def _step_function(self, step, element_spec):
+        """`strategy.run(step)` as a `tf.function`, one per input structure.
+
+        The function is traced once for the stream's own shapes (batch and
+        length unknown), never for the first concrete batch: a graph
+        specialised to the shapes that happen to come first computes in
+        another order, and a resumed run, which sees other batches first,
+        would drift from an uninterrupted one by rounding.
+        """
+        key = (step.__name__, repr(element_spec))
+        if key not in self._step_functions:
+            compiled = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
+            self._step_functions[key] = tf.function(
+                lambda data: self.strategy.run(compiled, args=(data,)),
+                input_signature=[element_spec],
+            )
+        return self._step_functions[key]
 
     def _progress_bar(self, epoch, batch):
         if self.verbose == 1 or (self.verbose == 2 and batch == 0):

@@ -177,3 +177,58 @@ def test_fine_tune_under_mirrored_strategy_on_two_cpus(tmp_path):
     result = run_on_two_cpus(MIRRORED_FINE_TUNE, str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    "argument, value",
+    [("learning_rate", float("nan")), ("learning_rate", -1e-3), ("batch_size", 0),
+     ("epochs", 0), ("checkpoint_every_steps", 0), ("warmup_proportion", 1.0),
+     ("dropout", -0.1), ("layer_decay", 0.0), ("sequence_length", 2), ("batch_size", 2.5)],
+)
+def test_bad_arguments_are_named_before_anything_is_built(tmp_path, argument, value):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=f"`{argument}`"):
+        kerasbert.fine_tune("tiny", sentiment_data(8, 0), str(out), **{**RUN, argument: value})
+    assert not out.exists()
+
+
+def test_a_training_set_of_one_class_names_its_source(tmp_path):
+    one_class = LabeledTexts(["a b", "c d"], np.array([1, 1], np.int32), ["pos", "neg"],
+                             "data/one_class.jsonl")
+    with pytest.raises(ValueError, match=r"data/one_class.jsonl holds a single class \('neg'\)"):
+        kerasbert.fine_tune("tiny", one_class, str(tmp_path / "run"), **RUN)
+
+
+def test_input_errors_found_after_loading_the_backbone_leave_no_directory(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="exceeds the backbone's position table of 512"):
+        kerasbert.fine_tune("tiny", sentiment_data(8, 0), str(out),
+                            **{**RUN, "sequence_length": 600})
+    assert not out.exists()
+    (tmp_path / "train.jsonl").write_text(
+        '{"text": "the film was good", "label": "pos"}\n'
+        '{"text": "\\u200b \\u200b", "label": "neg"}\n', encoding="utf-8")
+    train = kerasbert.read_labeled_texts(str(tmp_path / "train.jsonl"))
+    with pytest.raises(ValueError, match=r"train.jsonl:2: the text .* yields no word pieces"):
+        kerasbert.fine_tune("tiny", train, str(out), **RUN)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_or_data_is_refused(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        kerasbert.fine_tune("tiny", sentiment_data(48, 0), str(tmp_path),
+                            callbacks=[StopAfterEpoch(0)], **RUN)
+    with pytest.raises(kerasbert.RunDirectoryError) as error:
+        kerasbert.fine_tune("tiny", sentiment_data(48, 0), str(tmp_path),
+                            **{**RUN, "learning_rate": 1e-3, "dropout": 0.2})
+    assert "dropout: 0.1 → 0.2; learning_rate: 0.003 → 0.001" in str(error.value)
+    with pytest.raises(kerasbert.RunDirectoryError, match="train: "):
+        kerasbert.fine_tune("tiny", sentiment_data(48, 1), str(tmp_path), **RUN)
+    # Settings that do not change the result may change; overwrite starts afresh.
+    metrics = kerasbert.fine_tune("tiny", sentiment_data(48, 0), str(tmp_path),
+                                  **{**RUN, "checkpoint_every_steps": 7})
+    assert metrics["resumed_from_step"] == 6
+    metrics = kerasbert.fine_tune("tiny", sentiment_data(48, 0), str(tmp_path), overwrite=True,
+                                  **{**RUN, "dropout": 0.2})
+    assert metrics["resumed_from_step"] == 0 and metrics["settings"]["dropout"] == 0.2

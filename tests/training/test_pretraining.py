@@ -179,3 +179,27 @@ def test_pretraining_under_mirrored_strategy_on_two_cpus(tmp_path):
     corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 5))
     result = run_on_two_cpus(MIRRORED_PRETRAIN, str(corpus_file), str(tmp_path / "run"))
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_finished_pretraining_is_reused_only_with_the_same_settings_and_corpus(tmp_path):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 5))
+    run = dict(steps=2, warmup_steps=1, batch_size=4, sequence_length=16,
+               checkpoint_every=2, verbose=0)
+    output = str(tmp_path / "run")
+    first = kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output, **run)
+    # The same call returns the finished run's metrics without training.
+    recorder = StepRecorder()
+    assert kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output,
+                                      callbacks=[recorder], **run) == first
+    assert recorder.steps == []
+    with pytest.raises(kerasbert.RunDirectoryError, match="learning_rate: 5e-05 → 0.0001"):
+        kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output,
+                                   **{**run, "learning_rate": 1e-4})
+    corpus_file.write_text("".join(f"{t}\n\n" for t in TEXTS * 6))
+    with pytest.raises(kerasbert.RunDirectoryError, match="sources: "):
+        kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output, **run)
+    with pytest.raises(FileNotFoundError, match="'missing.txt' is not a file"):
+        kerasbert.further_pretrain("tiny", [("missing.txt", 1.0)], str(tmp_path / "new"), **run)
+    assert not (tmp_path / "new").exists()

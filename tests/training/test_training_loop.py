@@ -1,0 +1,122 @@
+import csv
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasbert.training.training_loop import NonFiniteLossError
+from kerasbert.training.training_loop import TrainingLoop
+
+STEPS_PER_EPOCH, EPOCHS = 5, 3
+
+
+def build_model(learning_rate=0.05):
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dropout(0.3),  # its seed state must survive a restart
+        keras.layers.Dense(3),
+    ])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def examples(n=40):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int32") + (x[:, 1] > 1).astype("int32")
+
+
+def train_stream():
+    x, y = examples()
+    data = tf.data.Dataset.from_tensor_slices((x, y))
+    return data.shuffle(40, seed=3, reshuffle_each_iteration=True).batch(8).repeat()
+
+
+def validation_stream():
+    return tf.data.Dataset.from_tensor_slices(examples(16)).batch(8)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Simulates a kill right after global step `step`."""
+
+    def __init__(self, loop_holder, step):
+        super().__init__()
+        self.loop_holder, self.step = loop_holder, step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.loop_holder[0].step == self.step:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def run(directory, stop_at=None, checkpoint_every_steps=2):
+    model = build_model()
+    holder = []
+    callbacks = [StopAtStep(holder, stop_at)] if stop_at else None
+    loop = TrainingLoop(
+        model, str(directory), steps_per_epoch=STEPS_PER_EPOCH, epochs=EPOCHS,
+        monitor="val_accuracy", checkpoint_every_steps=checkpoint_every_steps,
+        callbacks=callbacks, verbose=0,
+    )
+    holder.append(loop)
+    history = loop.fit(train_stream, validation_stream)
+    return model, loop, history
+
+
+@pytest.mark.parametrize("stop_at", [3, 5, 8], ids=["mid-epoch", "last-step-of-epoch", "past-epoch-end"])
+def test_a_run_stopped_at_any_step_resumes_bit_identically(tmp_path, stop_at):
+    expected_model, _, expected_history = run(tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed", stop_at=stop_at)
+    model, loop, history = run(tmp_path / "killed")
+    # The last checkpoint before the kill (batch hooks run before a step's
+    # checkpoint): every 2 steps and every epoch end.
+    assert loop.resumed_from_step == max(s for s in (2, 4, 5, 6, 8) if s < stop_at)
+    assert history == expected_history  # epoch metrics, validation included
+    for a, b in zip(expected_model.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(expected_model.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_history_checkpoints_and_best_weights_are_written(tmp_path):
+    model, loop, history = run(tmp_path, checkpoint_every_steps=100)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    with open(tmp_path / "history.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["val_accuracy"]) == history[-1]["val_accuracy"]
+    best = max(history, key=lambda row: row["val_accuracy"])
+    assert loop.best == {"epoch": best["epoch"], "value": best["val_accuracy"]}
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == [
+        "best.weights.h5", "latest.json", "step-00000015.npz"]
+    assert os.path.isdir(tmp_path / "logs" / "validation")
+    # A finished loop started again trains nothing and keeps its record.
+    again = TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=STEPS_PER_EPOCH,
+                         epochs=EPOCHS, monitor="val_accuracy", verbose=0)
+    assert again.fit(train_stream, validation_stream) == history
+
+
+def test_a_non_finite_loss_stops_training(tmp_path):
+    def poisoned():
+        x, y = examples()
+        x[5, 0] = np.inf
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
+
+    loop = TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=5, epochs=1, verbose=0)
+    with pytest.raises(NonFiniteLossError, match="loss became nan at step 1"):
+        loop.fit(poisoned)
+
+
+@pytest.mark.parametrize("name", ["steps_per_epoch", "epochs", "checkpoint_every_steps"])
+def test_counts_must_be_positive(tmp_path, name):
+    counts = {"steps_per_epoch": 1, "epochs": 1, "checkpoint_every_steps": 1, name: 0}
+    with pytest.raises(ValueError, match=f"`{name}` must be a positive integer"):
+        TrainingLoop(build_model(), str(tmp_path), **counts)
