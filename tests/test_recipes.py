@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -146,3 +148,115 @@ def test_multitask_task_flag_parsing():
         "t", "a/train.jsonl", "a/test.jsonl")
     with pytest.raises(ValueError, match="NAME:TRAIN_SPEC"):
         multitask.parse_task("nameonly")
+
+
+def finetune_command(train_dir, output_dir, *extra):
+    return [
+        sys.executable, os.path.join(ROOT, "recipes", "finetune.py"), "--backbone=tiny",
+        f"--train={train_dir}", f"--test={train_dir}", "--epochs=2", "--batch_size=16",
+        "--sequence_length=32", "--learning_rate=1e-3", "--checkpoint_every_steps=3",
+        f"--output_dir={output_dir}", *extra,
+    ]
+
+
+def kill_when(command, condition, timeout=300):
+    """Start `command`; SIGKILL it as soon as `condition()` holds. Returns the
+    process, killed or finished."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while process.poll() is None and time.time() < deadline:
+        if condition():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait(timeout=timeout)
+    return process
+
+
+def stages(run_dir):
+    try:
+        return json.loads((run_dir / "run.json").read_text())["stages"]
+    except (OSError, ValueError):
+        return {}
+
+
+def checkpoint_step(run_dir):
+    try:
+        return json.loads((run_dir / "checkpoints" / "latest.json").read_text())["step"]
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.slow
+def test_finetune_killed_at_any_stage_ends_as_if_never_stopped(tmp_path):
+    import keras
+
+    small = trec_subset(tmp_path / "small", 200, 40)
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert subprocess.run(finetune_command(small, whole), cwd=ROOT,
+                          capture_output=True).returncode == 0
+
+    # 1. Two runs started together on one directory: one is refused at once,
+    #    naming the other; the other is killed -9 mid-epoch (epochs are 12
+    #    steps), after the checkpoint of step 3.
+    runs = [subprocess.Popen(finetune_command(small, killed), cwd=ROOT, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for _ in range(2)]
+    while all(run.poll() is None for run in runs):
+        time.sleep(0.02)
+    refused = next(run for run in runs if run.poll() is not None)
+    holder = next(run for run in runs if run is not refused)
+    assert refused.returncode == 1
+    message = refused.stderr.read()
+    assert f"is in use by process {holder.pid} on" in message and "Traceback" not in message
+    while checkpoint_step(killed) < 3 and holder.poll() is None:
+        time.sleep(0.02)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert 3 <= checkpoint_step(killed) < 24 and not (killed / "metrics.json").exists()
+
+    # 2. kill -9 between training and metrics.json; 3. during the export.
+    kill_when(finetune_command(small, killed), lambda: "trained" in stages(killed))
+    assert "trained" in stages(killed)
+    kill_when(finetune_command(small, killed), lambda: (killed / ".partial-saved_model").exists())
+    finished = subprocess.run(finetune_command(small, killed), cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    expected = json.loads((whole / "metrics.json").read_text())
+    metrics = json.loads((killed / "metrics.json").read_text())
+    for key in ("epochs", "best_epoch", "validation", "label_names"):
+        assert metrics[key] == expected[key], key
+    assert {k: v for k, v in metrics["test"].items() if k != "seconds"} == {
+        k: v for k, v in expected["test"].items() if k != "seconds"}
+    assert metrics["resumed_from_step"] > 0
+    assert (killed / "history.csv").read_text() == (whole / "history.csv").read_text()
+    expected_model = keras.saving.load_model(whole / "model.keras")
+    model = keras.saving.load_model(killed / "model.keras")
+    for a, b in zip(expected_model.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert (killed / "saved_model" / "saved_model.pb").exists()
+    assert not [n for n in os.listdir(killed) if n.startswith(".partial-")]
+
+
+@pytest.mark.slow
+def test_recipes_fail_in_one_line_and_leave_nothing(tmp_path):
+    small = trec_subset(tmp_path / "small", 40)
+    out = tmp_path / "run"
+    for flag, message in [
+        ("--learning_rate=nan", "`learning_rate` must be a finite number > 0. Received: nan"),
+        ("--layers=abc", "--layers must be an int"),
+    ]:
+        result = run_recipe("finetune.py", "--backbone=tiny", f"--train={small}", flag,
+                            f"--output_dir={out}")
+        assert result.returncode == 1
+        errors = [line for line in result.stderr.splitlines()
+                  if line.startswith("finetune.py: error:")]
+        assert len(errors) == 1 and errors[0].startswith(
+            f"finetune.py: error: ValueError: {message}"), result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and not out.exists()
+    result = run_recipe("multitask.py", "--backbone=tiny", f"--task=a:{small}",
+                        f"--task=a:{small}", f"--output_dir={out}", "--traceback")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "--task names 'a' twice" in result.stderr

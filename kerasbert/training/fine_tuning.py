@@ -309,15 +309,16 @@ def fine_tune(
             strategy=strategy, monitor=monitor, checkpoint_every_steps=checkpoint_every_steps,
             jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
         )
+        # An epoch is `steps_per_epoch` steps of an endlessly reshuffled
+        # stream: bucketing makes one pass's batch count vary a little, and a
+        # fixed epoch length keeps the schedule's length exact. A finished
+        # training only restores its final state (optimizer included).
+        started = time.time()
+        history = loop.fit(
+            lambda: batches(train, training=True).repeat(),
+            (lambda: batches(validation, False)) if validation is not None else None,
+        )
         if not run.done("trained"):
-            # An epoch is `steps_per_epoch` steps of an endlessly reshuffled
-            # stream: bucketing makes one pass's batch count vary a little,
-            # and a fixed epoch length keeps the schedule's length exact.
-            started = time.time()
-            history = loop.fit(
-                lambda: batches(train, training=True).repeat(),
-                (lambda: batches(validation, False)) if validation is not None else None,
-            )
             run.finish("trained", {
                 "history": history, "best": loop.best, "train_seconds": time.time() - started,
                 "resumed_from_step": loop.resumed_from_step,

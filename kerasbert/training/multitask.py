@@ -213,13 +213,12 @@ def multitask_fine_tune(
             strategy=strategy, checkpoint_every_steps=checkpoint_every_steps,
             jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
         )
+        started = time.time()
+        history = loop.fit(train_stream, validation_stream if validation else None)
         if not run.done("joint_trained"):
-            started = time.time()
-            history = loop.fit(train_stream, validation_stream if validation else None)
             run.finish("joint_trained", {"history": history,
                                          "train_seconds": time.time() - started,
                                          "resumed_from_step": loop.resumed_from_step})
-        loop.restore(model_only=True)
         if not run.done("joint_evaluated"):
             joint = {}
             for name, task in tasks.items():

@@ -228,9 +228,9 @@ def further_pretrain(
             checkpoint_every_steps=checkpoint_every, keep_checkpoints=keep_checkpoints,
             jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
         )
+        started = time.time()
+        history = loop.fit(train_stream)  # a finished training only restores its state
         if not run.done("trained"):
-            started = time.time()
-            history = loop.fit(train_stream)
             run.finish("trained", {
                 "history": [{"step": row["epoch"] * checkpoint_every,
                              **{k: v for k, v in row.items() if k != "epoch"}}
@@ -239,7 +239,6 @@ def further_pretrain(
                 "seconds_this_run": time.time() - started,
             })
         if not run.done("exported"):
-            loop.restore(model_only=True)
             with run.atomic("backbone") as path:
                 backbone_model.save_to_preset(path)
                 tokenizer.save_to_preset(path)
