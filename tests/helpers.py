@@ -1,9 +1,12 @@
 """Shared assertions for layers and models (after keras-hub's TestCase)."""
 
 import copy
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -49,3 +52,45 @@ def run_on_two_cpus(script, *args):
         [sys.executable, "-c", TWO_CPUS + script, *args], capture_output=True, text=True,
         timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
+
+
+def free_ports(count):
+    """`count` distinct TCP ports free on 127.0.0.1 right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def run_two_workers(script, *args, timeout=300):
+    """Run `script` as two `MultiWorkerMirroredStrategy` workers on 127.0.0.1.
+
+    Each worker is a fresh interpreter with its own `TF_CONFIG` (worker 0 is
+    the chief) and `sys.argv = ["-c", WORKER_INDEX, *args]`. Both are killed
+    when `timeout` seconds pass. Returns the two `CompletedProcess`-like
+    results `(returncode, stdout, stderr)`.
+    """
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    processes = []
+    for index in range(2):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", script, str(index), *args], text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL="2"),
+        ))
+    results = []
+    deadline = time.time() + timeout
+    for process in processes:
+        try:
+            out, err = process.communicate(timeout=max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            for other in processes:
+                other.kill()
+            out, err = process.communicate()
+            err += f"\n(killed after {timeout} s)"
+        results.append((process.returncode, out, err))
+    return results

@@ -38,9 +38,30 @@ def make_strategy(name="default", tpu=None):
 
 
 def is_chief(strategy):
-    """Whether this process writes outputs (always, except non-chief workers)."""
+    """Whether this process writes the run's outputs.
+
+    Under `MultiWorkerMirroredStrategy` the chief is the `chief` task when
+    the cluster (`TF_CONFIG`) has one, else worker 0; every other strategy
+    runs in one process, which is the chief.
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type is None or task_type == "chief" or (task_type == "worker" and task_id == 0)
+    if task_type is None:
+        return True
+    jobs = resolver.cluster_spec().as_dict()
+    if "chief" in jobs:
+        return task_type == "chief"
+    return task_type == "worker" and task_id == 0
+
+
+def barrier(strategy):
+    """Wait until every worker of `strategy` reaches this point.
+
+    A no-op in one process; under `MultiWorkerMirroredStrategy` an
+    all-reduce of one number, so the chief's files written before it are
+    complete when the other workers read them after it.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)

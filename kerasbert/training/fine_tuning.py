@@ -362,9 +362,9 @@ def fine_tune(
             metrics["test"] = run.result("tested")
         metrics["train_seconds"] = trained["train_seconds"]
         metrics["resumed_from_step"] = trained["resumed_from_step"]
-        run.write_json(METRICS_FILE, metrics)
+        metrics = run.write_json(METRICS_FILE, metrics)
         run.finish("metrics")
-        return read_json(run.file(METRICS_FILE))
+        return metrics
 
 
 def check_fine_tune_arguments(settings, train, validation, test):

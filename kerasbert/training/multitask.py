@@ -5,7 +5,6 @@ import math
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
@@ -54,16 +53,6 @@ class Task:
     sequence_length: int = 512
     truncation: str = "head"
     head_length: int = 128
-
-
-def task_accuracy(model, task, batches):
-    """Accuracy of `task`'s head over batches of `(features, labels)`."""
-    correct = total = 0
-    for features, labels in batches:
-        logits = model.predict_on_batch(features)[task]
-        correct += int(np.sum(np.argmax(logits, axis=-1) == np.asarray(labels)))
-        total += len(labels)
-    return correct / total
 
 
 def multitask_fine_tune(
@@ -225,7 +214,9 @@ def multitask_fine_tune(
                 results = {}
                 for split, data in (("validation", task.validation), ("test", task.test)):
                     if data is not None:
-                        accuracy = task_accuracy(model, name, batches(name, data, False))
+                        evaluated = loop.evaluate(concatenate_task_batches(
+                            {name: batches(name, data, False)}, all_tasks=list(tasks)))
+                        accuracy = evaluated[f"{name}_accuracy"]
                         results[split] = {"accuracy": accuracy, "error": 1 - accuracy}
                 joint[name] = results
             run.finish("joint_evaluated", joint)
@@ -273,9 +264,9 @@ def multitask_fine_tune(
             "joint": run.result("joint_evaluated"),
             "finetuned": finetuned,
         }
-        run.write_json("metrics.json", metrics)
+        metrics = run.write_json("metrics.json", metrics)
         run.finish("metrics")
-        return read_json(run.file("metrics.json"))
+        return metrics
 
 
 def check_multitask_arguments(settings, tasks):

@@ -251,9 +251,9 @@ def further_pretrain(
             "history": trained["history"],
             "seconds_this_run": trained["seconds_this_run"],
         }
-        run.write_json("metrics.json", metrics)
+        metrics = run.write_json("metrics.json", metrics)
         run.finish("metrics")
-        return read_json(run.file("metrics.json"))
+        return metrics
 
 
 def check_pretraining_arguments(settings):

@@ -124,9 +124,12 @@ class RunDirectory:
     run fails before finishing any stage or checkpoint, so a run that fails
     on its inputs leaves nothing behind.
 
-    Only the chief of a multi-worker job owns the real directory; other
-    workers (`chief=False`) get a private temporary directory, since every
-    worker must run the same saving code but only the chief's files count.
+    Only the chief of a multi-worker job (`chief=True`) locks and writes the
+    directory. The other workers read it (the fingerprint, the finished
+    stages, the chief's checkpoints on a shared file system) and make the
+    same decisions, but write into a private scratch directory that is
+    deleted at exit: every worker runs the same saving code, since saving
+    may take part in collectives, and only the chief's files count.
 
     Args:
         path: str. The run directory.
@@ -162,14 +165,15 @@ class RunDirectory:
         self._lock_file = None
         self._created = False
         self._new_run = False
+        self._scratch = None
 
     # === Lifecycle ===
 
     def __enter__(self):
         if not self.chief:
-            self.path = tempfile.mkdtemp(prefix=f"kerasbert_worker_{os.getpid()}_")
-            logging.info("Non-chief worker: writing to %s.", self.path)
-            self.record = self._new_record()
+            self._scratch = tempfile.mkdtemp(prefix=f"kerasbert_worker_{os.getpid()}_")
+            logging.info("Non-chief worker: reading %s, writing to %s.", self.path, self._scratch)
+            self._load_or_start()
             return self
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise RunDirectoryError(f"output_dir {self.path} exists and is not a directory.")
@@ -211,6 +215,9 @@ class RunDirectory:
         self._lock_file.flush()
 
     def _release(self, failed):
+        if not self.chief:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            return
         if failed and self.chief and self._new_run and not self._has_progress():
             # A run that failed before any progress leaves nothing behind.
             if self._created:
@@ -235,6 +242,12 @@ class RunDirectory:
 
     def _load_or_start(self):
         run_file = os.path.join(self.path, RUN_FILE)
+        if not self.chief:
+            # The chief starts the directory; a worker only reads what is
+            # there, so that it skips exactly the stages the chief skips.
+            if self.overwrite or not os.path.exists(run_file):
+                self.record = self._new_record()
+                return
         if self.overwrite:
             for name in os.listdir(self.path):
                 if name != LOCK_FILE:
@@ -257,6 +270,8 @@ class RunDirectory:
                     "--output_dir."
                 )
             self.record = record
+            return
+        elif not self.chief:
             return
         elif any(not n.startswith(PARTIAL_PREFIX) and n != LOCK_FILE
                  for n in os.listdir(self.path)):
@@ -297,8 +312,14 @@ class RunDirectory:
         return os.path.join(self.path, *parts)
 
     def atomic(self, *parts):
-        """`atomic_path` for `parts` inside the run directory."""
+        """`atomic_path` for `parts` inside the run directory (on a non-chief
+        worker: inside its scratch directory)."""
+        if not self.chief:
+            return atomic_path(os.path.join(self._scratch, *parts))
         return atomic_path(self.file(*parts))
 
     def write_json(self, name, value):
-        write_json(self.file(name), value)
+        """Write `value` as `name` (chief only); return it as read back."""
+        if self.chief:
+            write_json(self.file(name), value)
+        return _canonical(value)

@@ -8,6 +8,17 @@ TF Model Garden / Orbit pattern: `strategy.run` of the model's own public
 `train_step` inside a `tf.function`, over a deterministic input stream that
 is fast-forwarded to the checkpoint's step on resume. Losses, metrics, loss
 scaling and the optimizer stay Keras'.
+
+The same loop serves every strategy (default, mirrored, multi-worker, TPU):
+Keras 3.15's `fit` fails under `MultiWorkerMirroredStrategy`
+(docs/upstream/keras-multi-worker.md), and one code path keeps what users see
+— progress, validation, best epoch, logs, checkpoints, resume — the same
+under all of them. Under several replicas, the gradient is summed across
+replicas before clipping and before float16 loss scaling decides to skip a
+step (Keras clips and checks each replica's own gradient), so a
+multi-replica step is the single-device step on the global batch, and every
+worker skips an overflowing step together. Only the chief writes files;
+every worker takes part in every collective (metric reads, checkpoints).
 """
 
 import csv
@@ -21,6 +32,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerasbert.training.distribute import barrier
+from kerasbert.training.distribute import is_chief
 from kerasbert.training.run_directory import atomic_path
 from kerasbert.training.run_directory import write_json
 
@@ -127,6 +140,10 @@ class TrainingLoop:
             list(callbacks or []), model=model, add_history=False, add_progbar=False,
             verbose=0, epochs=epochs, steps=steps_per_epoch,
         )
+        self._loss_metric = next((m for m in model.metrics if m.name == "loss"), None)
+        self.chief = is_chief(self.strategy)
+        if not self.chief:
+            self.verbose = 0  # the chief reports for everyone
         self.step = 0
         self.history = []
         self.best = None  # {"epoch": int, "value": float}
@@ -156,12 +173,13 @@ class TrainingLoop:
             training and `val_` metrics.
         """
         self._build(train_stream)
+        barrier(self.strategy)  # the chief's checkpoint files are complete
         self.resumed_from_step = self.step = self.restore()
         if self.step >= self.total_steps:
             return self.history
         dataset = train_stream().skip(self.step)  # the input position
         distributed = self.strategy.experimental_distribute_dataset(dataset)
-        train_function = self._step_function(self.model.train_step, distributed.element_spec)
+        train_function = self._step_function(self._train_step, distributed.element_spec)
         iterator = iter(distributed)
         progress = None
         self.callbacks.on_train_begin()
@@ -206,11 +224,13 @@ class TrainingLoop:
                     f"`monitor` {self.monitor!r} is not among the logged metrics {sorted(logs)}."
                 )
             if self.best is None or logs[self.monitor] > self.best["value"]:
-                with atomic_path(os.path.join(self.directory, BEST_WEIGHTS_FILE)) as path:
-                    self.model.save_weights(path)
+                if self.chief:
+                    with atomic_path(os.path.join(self.directory, BEST_WEIGHTS_FILE)) as path:
+                        self.model.save_weights(path)
                 self.best = {"epoch": epoch + 1, "value": logs[self.monitor]}
-        self._write_history()
-        self._write_summaries(row)
+        if self.chief:
+            self._write_history()
+            self._write_summaries(row)
         return logs
 
     def evaluate(self, dataset):
@@ -223,6 +243,71 @@ class TrainingLoop:
         values = self._metric_values()
         self.model.reset_metrics()
         return values
+
+    def _train_step(self, data):
+        """One replica's step: Keras' `train_step`, except that under several
+        replicas the gradient is summed before clipping and loss scaling."""
+        model, optimizer = self.model, self.model.optimizer
+        replicas = self.strategy.num_replicas_in_sync
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch_size = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], tf.float32)
+        # The share of the global batch on this replica: Keras' losses divide
+        # a replica's mean by the replica count, which weighs an uneven split
+        # (a bucket's last, partial batch) wrongly; rescaled, the replicas'
+        # losses sum to the global batch's mean.
+        share = 1.0
+        if replicas > 1:
+            global_batch_size = tf.distribute.get_replica_context().all_reduce("SUM", batch_size)
+            share = replicas * batch_size / global_batch_size
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x, y, y_pred, sample_weight, training=True) * share
+            scaled_loss = optimizer.scale_loss(loss)
+        variables = model.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        if self._sum_before_apply():
+            gradients = self._summed_and_clipped(gradients, optimizer.scale_loss(1.0))
+        optimizer.apply(gradients, variables)
+        if self._loss_metric is not None:
+            # This replica's mean loss, weighted by its examples.
+            self._loss_metric.update_state(loss * replicas / share, sample_weight=batch_size)
+        return model.compute_metrics(x, y, y_pred, sample_weight)
+
+    def _clipping(self):
+        optimizer = self.model.optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        return optimizer.global_clipnorm, optimizer.clipnorm, optimizer.clipvalue
+
+    def _sum_before_apply(self):
+        if self.strategy.num_replicas_in_sync == 1:
+            return False
+        loss_scaling = isinstance(self.model.optimizer, keras.optimizers.LossScaleOptimizer)
+        return loss_scaling or any(c is not None for c in self._clipping())
+
+    def _summed_and_clipped(self, gradients, loss_scale):
+        # Sum the replicas' gradients, clip the sum as one device would, and
+        # hand every replica 1/N of it: the optimizer's own all-reduce then
+        # rebuilds the clipped sum, and its own clipping (on 1/N of a clipped
+        # gradient) and its float16 finiteness check see the same values on
+        # every replica.
+        replicas = self.strategy.num_replicas_in_sync
+        context = tf.distribute.get_replica_context()
+        present = [i for i, g in enumerate(gradients) if g is not None]
+        summed = context.all_reduce(
+            "SUM", [tf.convert_to_tensor(gradients[i]) for i in present]
+        )
+        summed = [g / tf.cast(loss_scale, g.dtype) for g in summed]
+        global_clipnorm, clipnorm, clipvalue = self._clipping()
+        if global_clipnorm is not None:
+            summed, _ = tf.clip_by_global_norm(summed, global_clipnorm)
+        if clipnorm is not None:
+            summed = [tf.clip_by_norm(g, clipnorm) for g in summed]
+        if clipvalue is not None:
+            summed = [tf.clip_by_value(g, -clipvalue, clipvalue) for g in summed]
+        result = list(gradients)
+        for i, g in zip(present, summed):
+            result[i] = g * tf.cast(loss_scale / replicas, g.dtype)
+        return result
 
     def _metric_values(self):
         return {name: float(value) for name, value in self.model.get_metrics_result().items()}
@@ -237,7 +322,7 @@ class TrainingLoop:
         if self._built:
             return
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
-            tf.nest.map_structure(_ones_like_spec, train_stream().element_spec)
+            _ones_like_specs(train_stream().element_spec)
         )
         with self.strategy.scope():
             y_pred = self.model(x, training=False)
@@ -323,6 +408,8 @@ class TrainingLoop:
         state = {"step": self.step, "history": self.history, "best": self.best,
                  "paths": [v.path for v in variables]}
         arrays["state"] = np.array(json.dumps(state))
+        if not self.chief:
+            return  # it took part in the metric reads above; the chief writes
         with atomic_path(os.path.join(directory, name)) as path:
             with open(path, "wb") as file:
                 np.savez(file, **arrays)
@@ -386,6 +473,7 @@ class TrainingLoop:
 
     def restore_best(self):
         """Load the best epoch's weights (with a `monitor`), else the final ones."""
+        barrier(self.strategy)  # the chief's last writes are complete
         best = os.path.join(self.directory, BEST_WEIGHTS_FILE)
         if self.monitor and os.path.exists(best):
             self.model.load_weights(best)
@@ -393,8 +481,18 @@ class TrainingLoop:
             self.restore(model_only=True)
 
 
-def _ones_like_spec(spec):
+def _ones_like_specs(element_spec):
     # All ones is a valid input everywhere: real tokens (padding mask 1),
-    # token and segment id 1, class 1, position 1, weight 1.
-    shape = [2 if dim is None else dim for dim in spec.shape]
-    return tf.ones(shape, spec.dtype)
+    # token and segment id 1, class 1, position 1, weight 1. Unknown sizes
+    # become 2, except the batch size, which is the one any spec knows.
+    specs = tf.nest.flatten(element_spec)
+    known = [spec.shape[0] for spec in specs if spec.shape.rank and spec.shape[0] is not None]
+    batch_size = known[0] if known else 2
+
+    def ones(spec):
+        shape = [2 if dim is None else dim for dim in spec.shape]
+        if shape and spec.shape[0] is None:
+            shape[0] = batch_size
+        return tf.ones(shape, spec.dtype)
+
+    return tf.nest.map_structure(ones, element_spec)
