@@ -114,3 +114,27 @@ def _pack_longest(preprocessor, texts, lengths=None):
         name: tf.pad(value, [[0, 0], [0, target - longest]], constant_values=padding[name])
         for name, value in features.items()
     }
+
+
+def worker_share(dataset, batch_size, context=None):
+    """This input pipeline's share of `dataset`, and its batch size.
+
+    With a `tf.distribute.InputContext` (from
+    `Strategy.distribute_datasets_from_function`), every
+    `num_input_pipelines`-th example, starting at `input_pipeline_id`, and
+    the per-replica batch size of the global `batch_size`; without one, the
+    whole dataset and `batch_size`.
+
+    Example:
+    ```python
+    import tensorflow as tf
+    context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
+                                         num_replicas_in_sync=2)
+    share, size = kerasbert.data.batching.worker_share(tf.data.Dataset.range(6), 8, context)
+    list(share.as_numpy_iterator()), size  # ([1, 3, 5], 4)
+    ```
+    """
+    if context is None:
+        return dataset, batch_size
+    share = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+    return share, context.get_per_replica_batch_size(batch_size)

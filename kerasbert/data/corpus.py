@@ -12,6 +12,7 @@ one at a time, so a corpus larger than memory streams.
 
 import collections
 import csv
+import itertools
 import json
 import os
 import random
@@ -191,6 +192,7 @@ def pretraining_dataset(
     text_fields=("text",),
     data_dir=None,
     seed=0,
+    shard=None,
 ):
     """An endless, seeded `tf.data.Dataset` of pre-training text examples.
 
@@ -205,6 +207,9 @@ def pretraining_dataset(
         text_fields: sequence of str. Fields of JSONL/CSV/TSV sources.
         data_dir: str or None. TFDS data directory.
         seed: int. Seeds NSP sampling and the mixing of sources.
+        shard: `(count, index)` or None. Read only every `count`-th document
+            of each source, starting at `index` (one worker's share, chosen
+            before tokenizing).
 
     Returns:
         A `tf.data.Dataset` of `(text_a, text_b, is_random_next)` with
@@ -221,7 +226,10 @@ def pretraining_dataset(
             packer = SentencePacker(tokenizer, max_pieces, nsp, seed=seed + index)
             while True:
                 count = 0
-                for example in packer.examples(iter_documents(spec, text_fields, data_dir=data_dir)):
+                documents = iter_documents(spec, text_fields, data_dir=data_dir)
+                if shard is not None:
+                    documents = itertools.islice(documents, shard[1], None, shard[0])
+                for example in packer.examples(documents):
                     count += 1
                     yield example
                 if count == 0:

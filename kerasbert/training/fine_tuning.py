@@ -9,6 +9,7 @@ from absl import logging
 
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
+from kerasbert.data.batching import worker_share
 from kerasbert.export import export_serving
 from kerasbert.layers import layer_selection
 from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
@@ -153,6 +154,7 @@ def fine_tune(
     mixed_precision=None,
     jit_compile=False,
     strategy=None,
+    per_worker_input=False,
     seed=0,
     export=True,
     checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
@@ -231,7 +233,12 @@ def fine_tune(
         strategy: `tf.distribute.Strategy` or None. Models and optimizer are
             built in its scope (see `kerasbert.training.distribute`);
             `batch_size` is the global batch. Under multi-worker training
-            only the chief writes into `output_dir`.
+            only the chief writes into `output_dir`, and the other workers
+            resume from the chief's checkpoints (a shared file system).
+        per_worker_input: bool. Each worker reads its own share of the raw
+            training texts (every k-th of k workers) and batches them at the
+            per-replica size, instead of one pipeline split by the strategy
+            (the default, which gives exactly the single-process batches).
         seed: int. Seeds weights of new layers, dropout and shuffling.
         export: bool. Write the raw-text SavedModel.
         checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
@@ -296,10 +303,11 @@ def fine_tune(
                 "its layout).", 100 * unknown_rate, backbone,
             )
 
-        def batches(data, training):
+        def batches(data, training, context=None):
             # Evaluation keeps the order; training reshuffles every pass.
+            examples, size = worker_share(data.to_tf_dataset(), batch_size, context)
             return make_batches(
-                data.to_tf_dataset(), preprocessor, batch_size, shuffle=training,
+                examples, preprocessor, size, shuffle=training,
                 seed=seed, bucket=training, pad_to_boundaries=jit_compile,
             )
 
@@ -307,7 +315,8 @@ def fine_tune(
         loop = TrainingLoop(
             model, run.path, steps_per_epoch=steps_per_epoch, epochs=epochs,
             strategy=strategy, monitor=monitor, checkpoint_every_steps=checkpoint_every_steps,
-            jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
+            jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
+            verbose=verbose,
         )
         # An epoch is `steps_per_epoch` steps of an endlessly reshuffled
         # stream: bucketing makes one pass's batch count vary a little, and a
@@ -315,7 +324,7 @@ def fine_tune(
         # training only restores its final state (optimizer included).
         started = time.time()
         history = loop.fit(
-            lambda: batches(train, training=True).repeat(),
+            lambda context=None: batches(train, True, context).repeat(),
             (lambda: batches(validation, False)) if validation is not None else None,
         )
         if not run.done("trained"):

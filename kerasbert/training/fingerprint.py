@@ -10,6 +10,7 @@ import hashlib
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from kerasbert.data.datasets import TFDS_PREFIX
 
@@ -56,11 +57,14 @@ def result_settings(settings, neutral=()):
 
 
 def strategy_name(strategy):
-    """A `tf.distribute.Strategy` as its class name and replica count."""
+    """A `tf.distribute.Strategy` as the recipes' name and its replica count,
+    e.g. `"multi_worker x2"`; `"default"` for one device."""
     if strategy is None or type(strategy).__name__ == "_DefaultDistributionStrategy":
         return "default"
-    replicas = getattr(strategy, "num_replicas_in_sync", 1)
-    return f"{type(strategy).__name__}x{replicas}"
+    names = ((tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
+             (tf.distribute.MirroredStrategy, "mirrored"), (tf.distribute.TPUStrategy, "tpu"))
+    name = next((n for kind, n in names if isinstance(strategy, kind)), type(strategy).__name__)
+    return f"{name} x{strategy.num_replicas_in_sync}"
 
 
 def array_identity(arrays):

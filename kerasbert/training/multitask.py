@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
+from kerasbert.data.batching import worker_share
 from kerasbert.data.task_sampling import concatenate_task_batches
 from kerasbert.data.task_sampling import mix_task_batches
 from kerasbert.data.task_sampling import task_weights
@@ -78,6 +79,7 @@ def multitask_fine_tune(
     mixed_precision=None,
     jit_compile=False,
     strategy=None,
+    per_worker_input=False,
     export=True,
     checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
     overwrite=False,
@@ -119,6 +121,8 @@ def multitask_fine_tune(
         mixed_precision, jit_compile: as in `fine_tune`, for both phases.
         strategy: `tf.distribute.Strategy` or None; see `fine_tune` (also
             used for the per-task phase).
+        per_worker_input: bool. Each worker reads its own share of every
+            task's texts (see `fine_tune`).
         export: bool. Write per-task SavedModels.
         checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
         overwrite: bool. Clear an `output_dir` that holds another run.
@@ -174,9 +178,10 @@ def multitask_fine_tune(
             for name, task in tasks.items()
         }
 
-        def batches(name, data, training):
+        def batches(name, data, training, context=None):
+            examples, size = worker_share(data.to_tf_dataset(), batch_size, context)
             return make_batches(
-                data.to_tf_dataset(), preprocessors[name], batch_size, shuffle=training,
+                examples, preprocessors[name], size, shuffle=training,
                 seed=seed, bucket=training, pad_to_boundaries=jit_compile,
             )
 
@@ -185,9 +190,10 @@ def multitask_fine_tune(
         )
         validation = {n: t.validation for n, t in tasks.items() if t.validation is not None}
 
-        def train_stream():
+        def train_stream(context=None):
+            # The same seed on every worker: all draw the same task per step.
             return mix_task_batches(
-                {name: batches(name, task.train, True) for name, task in tasks.items()},
+                {name: batches(name, task.train, True, context) for name, task in tasks.items()},
                 weights, seed,
             )
 
@@ -200,7 +206,8 @@ def multitask_fine_tune(
         loop = TrainingLoop(
             model, run.file("joint"), steps_per_epoch=steps_per_epoch, epochs=epochs,
             strategy=strategy, checkpoint_every_steps=checkpoint_every_steps,
-            jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
+            jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
+            verbose=verbose,
         )
         started = time.time()
         history = loop.fit(train_stream, validation_stream if validation else None)

@@ -120,6 +120,7 @@ def further_pretrain(
     mixed_precision=None,
     jit_compile=False,
     strategy=None,
+    per_worker_input=False,
     overwrite=False,
     callbacks=None,
     verbose=1,
@@ -174,6 +175,10 @@ def further_pretrain(
         jit_compile: bool. Compile the train step with XLA (every batch has
             the same shape here, so it compiles once).
         strategy: `tf.distribute.Strategy` or None; see `fine_tune`.
+        per_worker_input: bool. Each worker reads every k-th document of
+            each source (of k workers) before tokenizing, with per-replica
+            batches: what a large corpus needs. Default: one stream split
+            by the strategy.
         overwrite: bool. Clear an `output_dir` that holds another run.
         callbacks: list of Keras callbacks or None, run after the built-in ones.
         verbose: int. 0 silent, 1 progress bars, 2 a line per checkpoint.
@@ -208,17 +213,21 @@ def further_pretrain(
             max_predictions=max_predictions, whole_word_masking=whole_word_masking,
         )
 
-        def train_stream():
+        def train_stream(context=None):
+            shard, size = None, batch_size
+            if context is not None:
+                shard = (context.num_input_pipelines, context.input_pipeline_id)
+                size = context.get_per_replica_batch_size(batch_size)
             corpus = pretraining_dataset(
                 sources, tokenizer, sequence_length, nsp=nsp, text_fields=text_fields,
-                data_dir=data_dir, seed=seed,
+                data_dir=data_dir, seed=seed, shard=shard,
             )
             # The texts and their order are the same every time, so a resumed
             # run fast-forwards to the same position. Which pieces get masked
             # is not: keras-hub's MaskedLMMaskGenerator draws from unseeded
             # stateful random ops (tf_text's RandomItemSelector and
             # MaskValuesChooser), which differ between two processes.
-            batches = corpus.batch(batch_size, drop_remainder=True)
+            batches = corpus.batch(size, drop_remainder=True)
             batches = batches.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
             return batches.prefetch(tf.data.AUTOTUNE)
 
@@ -226,7 +235,8 @@ def further_pretrain(
             model, run.path, steps_per_epoch=checkpoint_every,
             epochs=steps // checkpoint_every, strategy=strategy,
             checkpoint_every_steps=checkpoint_every, keep_checkpoints=keep_checkpoints,
-            jit_compile=jit_compile, callbacks=callbacks, verbose=verbose,
+            jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
+            verbose=verbose,
         )
         started = time.time()
         history = loop.fit(train_stream)  # a finished training only restores its state

@@ -83,6 +83,12 @@ class TrainingLoop:
         checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
         keep_checkpoints: int. How many recent checkpoints stay on disk.
         jit_compile: bool. Compile the steps with XLA.
+        per_worker_input: bool. `fit`'s `train_stream` takes a
+            `tf.distribute.InputContext` and builds this worker's own share
+            of the input (sharded raw examples, batches of the per-replica
+            size), distributed with `distribute_datasets_from_function`.
+            Default: one pipeline, split by the strategy, which reproduces
+            the single-process batches exactly.
         callbacks: list of `keras.callbacks.Callback` or None. Their epoch
             and batch hooks run as under `fit` (batch numbers within the
             epoch), after the loop's own logging and checkpointing.
@@ -118,6 +124,7 @@ class TrainingLoop:
         checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
         keep_checkpoints=1,
         jit_compile=False,
+        per_worker_input=False,
         callbacks=None,
         verbose=1,
     ):
@@ -135,6 +142,7 @@ class TrainingLoop:
         self.checkpoint_every_steps = checkpoint_every_steps
         self.keep_checkpoints = keep_checkpoints
         self.jit_compile = jit_compile
+        self.per_worker_input = per_worker_input
         self.verbose = verbose
         self.callbacks = keras.callbacks.CallbackList(
             list(callbacks or []), model=model, add_history=False, add_progbar=False,
@@ -164,7 +172,8 @@ class TrainingLoop:
             train_stream: a function returning the endless training
                 `tf.data.Dataset`: the same sequence of batches every time it
                 is called (seeded shuffling), so a restart can skip to its
-                step.
+                step. With `per_worker_input`, a function of a
+                `tf.distribute.InputContext`.
             validation: a function returning the finite validation dataset,
                 or None.
 
@@ -177,8 +186,14 @@ class TrainingLoop:
         self.resumed_from_step = self.step = self.restore()
         if self.step >= self.total_steps:
             return self.history
-        dataset = train_stream().skip(self.step)  # the input position
-        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        if self.per_worker_input:
+            # Each worker consumes one batch of its own stream per step.
+            distributed = self.strategy.distribute_datasets_from_function(
+                lambda context: train_stream(context).skip(self.step)
+            )
+        else:
+            dataset = train_stream().skip(self.step)  # the input position
+            distributed = self.strategy.experimental_distribute_dataset(dataset)
         train_function = self._step_function(self._train_step, distributed.element_spec)
         iterator = iter(distributed)
         progress = None
@@ -321,8 +336,10 @@ class TrainingLoop:
         # real one for the input pipeline's random state.
         if self._built:
             return
+        stream = train_stream(tf.distribute.InputContext()) if self.per_worker_input else (
+            train_stream())
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
-            _ones_like_specs(train_stream().element_spec)
+            _ones_like_specs(stream.element_spec)
         )
         with self.strategy.scope():
             y_pred = self.model(x, training=False)

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from kerasbert.training.training_loop import NonFiniteLossError
 from kerasbert.training.training_loop import TrainingLoop
+from tests.helpers import run_on_two_cpus
 
 STEPS_PER_EPOCH, EPOCHS = 5, 3
 
@@ -120,3 +121,82 @@ def test_counts_must_be_positive(tmp_path, name):
     counts = {"steps_per_epoch": 1, "epochs": 1, "checkpoint_every_steps": 1, name: 0}
     with pytest.raises(ValueError, match=f"`{name}` must be a positive integer"):
         TrainingLoop(build_model(), str(tmp_path), **counts)
+
+
+SEVERAL_REPLICAS = """
+import tempfile
+import numpy as np, keras, tensorflow as tf
+from kerasbert.training.training_loop import TrainingLoop
+from tests.helpers import run_on_two_cpus
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(40, 4)).astype("float32")
+y = (x[:, 0] > 0).astype("int32")
+loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def build(strategy, optimizer, dtype="float32"):
+    with strategy.scope():
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([
+            keras.Input((4,)), keras.layers.Dense(8, activation="relu", dtype=dtype),
+            keras.layers.Dense(3, dtype="float32")])
+        model.compile(optimizer=optimizer(), loss=loss, metrics=["accuracy"])
+    return model
+
+
+def stream(x=x):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
+
+
+def loop_weights(strategy, optimizer, x=x, dtype="float32", steps=5):
+    model = build(strategy, optimizer, dtype)
+    TrainingLoop(model, tempfile.mkdtemp(), steps_per_epoch=steps, epochs=1,
+                 strategy=strategy, verbose=0).fit(lambda: stream(x))
+    return model
+
+
+def largest_difference(a, b):
+    return max(float(np.abs(u.numpy() - v.numpy()).max()) for u, v in zip(a.weights, b.weights))
+
+
+one = tf.distribute.OneDeviceStrategy("CPU:0")
+two = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+clipped = lambda: keras.optimizers.SGD(0.5, global_clipnorm=0.05)
+
+# 1. Clipping: the loop clips the summed gradient, as one device does.
+difference = largest_difference(loop_weights(one, clipped), loop_weights(two, clipped))
+print("loop, clipped:", difference)
+assert difference < 1e-6, difference
+# Keras' fit clips each replica's half before summing: far from one device.
+fitted = []
+for strategy in (one, two):
+    model = build(strategy, clipped)
+    model.fit(stream(), steps_per_epoch=5, epochs=1, verbose=0)
+    fitted.append(model)
+print("fit, clipped:", largest_difference(*fitted))
+assert largest_difference(*fitted) > 1e-3
+
+# 2. float16: the second replica's half of the first batch overflows; both
+#    replicas skip that step together and training goes on.
+hot = x.copy()
+hot[4:8] *= 3e3
+scaled = lambda: keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+start = build(two, scaled, "mixed_float16")
+first = loop_weights(two, scaled, hot, "mixed_float16", steps=1)
+assert largest_difference(start, first) == 0.0  # the step was skipped
+assert float(first.optimizer.dynamic_scale.numpy()) == 2.0 ** 14
+for variable in first.weights:  # the replicas agree
+    values = [v.numpy() for v in two.experimental_local_results(variable.value)]
+    assert all(np.array_equal(values[0], v) for v in values[1:])
+trained = loop_weights(two, scaled, hot, "mixed_float16", steps=5)
+assert largest_difference(start, trained) > 0
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_several_replicas_clip_and_skip_as_one_device(tmp_path):
+    result = run_on_two_cpus(SEVERAL_REPLICAS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("ok")
