@@ -11,16 +11,14 @@ def make_strategy(name="default", tpu=None):
     - `"default"`: the default (no-op) strategy: one device.
     - `"mirrored"`: `MirroredStrategy` over all local GPUs (or the CPU).
     - `"multi_worker"`: `MultiWorkerMirroredStrategy`; the cluster comes from
-      the `TF_CONFIG` environment variable of each worker. Known limitation:
-      Keras 3.15's `fit` fails under this strategy (keras-team/keras#20329
-      for dict inputs, and its per-step log reduction calls
-      `strategy.reduce("MEAN", scalar, axis=0)`), so multi-worker training
-      does not run yet with this Keras version.
+      the `TF_CONFIG` environment variable of each worker. kerasbert trains
+      under it with `TrainingLoop` (Keras 3.15's `fit` fails there, see
+      docs/upstream/keras-multi-worker.md).
     - `"tpu"`: `TPUStrategy` on the TPU at `tpu` (a name or `grpc://` address;
       `None` or `"local"` for a TPU VM).
 
-    Build models and optimizers inside `strategy.scope()`; Keras' `fit`
-    distributes `tf.data` input across replicas itself. Batch sizes given to
+    Build models and optimizers inside `strategy.scope()`; `TrainingLoop`
+    distributes `tf.data` input across replicas. Batch sizes given to
     kerasbert are global: each replica gets `batch_size / num_replicas`.
     """
     if name == "default":
