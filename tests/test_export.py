@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kerasbert
 
@@ -46,6 +47,9 @@ def test_saved_model_predicts_like_keras_model_without_kerasbert(tiny, tmp_path)
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
     assert served["label"] == [["a", "b", "c"][i] for i in expected.argmax(axis=1)]
     assert served["label_names"] == [["a", "b", "c"]] * len(TEXTS)
+    # An empty batch gives empty outputs.
+    empty = tf.saved_model.load(str(tmp_path)).serve(tf.constant([], tf.string))
+    assert empty["probabilities"].shape == (0, 3) and empty["label"].shape == (0,)
 
 
 def test_label_count_must_match_model(tiny, tmp_path):

@@ -45,11 +45,25 @@ def is_chief(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
+    return is_chief_task(resolver.cluster_spec().as_dict(), resolver.task_type, resolver.task_id)
+
+
+def is_chief_task(cluster, task_type, task_id):
+    """Whether task `task_type`:`task_id` is the chief of `cluster` (a dict
+    of job name → addresses, as in `TF_CONFIG`): the `chief` task when the
+    cluster has one, else worker 0; a process outside any cluster is.
+
+    Example:
+    ```python
+    from kerasbert.training.distribute import is_chief_task
+    workers = {"worker": ["a:1", "b:1"]}
+    is_chief_task(workers, "worker", 0), is_chief_task({"chief": ["c:1"], **workers}, "worker", 0)
+    # (True, False)
+    ```
+    """
     if task_type is None:
         return True
-    jobs = resolver.cluster_spec().as_dict()
-    if "chief" in jobs:
+    if "chief" in cluster:
         return task_type == "chief"
     return task_type == "worker" and task_id == 0
 

@@ -81,7 +81,7 @@ def _one_line_error_naming(error, path):
     assert os.path.basename(path) in message, message
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(content=st.binary(max_size=300), extension=st.sampled_from([".jsonl", ".csv", ".tsv"]))
 def test_random_bytes_give_examples_or_a_one_line_error(content, extension):
     with tempfile.TemporaryDirectory() as directory:
@@ -107,7 +107,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(st.fixed_dictionaries({"text": JSON_VALUES, "label": JSON_VALUES}),
                         min_size=1, max_size=6))
 def test_random_records_give_the_right_examples_or_a_one_line_error(records):

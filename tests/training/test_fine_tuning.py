@@ -30,15 +30,6 @@ class StopAfterEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated kill")
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
-
-
 RUN = dict(
     sequence_length=32, learning_rate=3e-3, batch_size=8, epochs=3, seed=0,
     export=False, verbose=0,
@@ -67,24 +58,6 @@ def test_fine_tune_learns_keeps_best_epoch_and_writes_outputs(tmp_path):
     backbone, _ = kerasbert.load_backbone(str(tmp_path / "preset"))
     restored = kerasbert.ClassifierPreprocessor.from_preset(str(tmp_path / "preset"))
     assert restored.sequence_length == 32 and backbone.num_layers == 2
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_from_last_finished_epoch(tmp_path):
-    data = dict(validation=sentiment_data(16, 1), test=sentiment_data(16, 2))
-    with pytest.raises(KeyboardInterrupt):
-        kerasbert.fine_tune(
-            "tiny", sentiment_data(48, 0), str(tmp_path), callbacks=[StopAfterEpoch(1)],
-            **data, **RUN,
-        )
-    assert not os.path.exists(tmp_path / "metrics.json")
-    recorder = EpochRecorder()
-    metrics = kerasbert.fine_tune(
-        "tiny", sentiment_data(48, 0), str(tmp_path), callbacks=[recorder], **data, **RUN
-    )
-    assert recorder.epochs == [2]  # epochs 0 and 1 were not repeated
-    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
-    assert not os.path.exists(tmp_path / "backup")  # removed once training finished
 
 
 def test_mismatched_label_vocabulary_is_rejected(tmp_path):

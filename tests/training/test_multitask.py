@@ -29,7 +29,7 @@ def tasks():
     }
 
 
-RUN = dict(epochs=2, batch_size=8, learning_rate=3e-3, checkpoint_every_steps=2,
+RUN = dict(epochs=1, batch_size=8, learning_rate=3e-3, checkpoint_every_steps=2,
            export=False, verbose=0)
 
 
@@ -38,7 +38,7 @@ def test_killed_joint_phase_resumes_to_the_uninterrupted_result(tmp_path):
     expected = kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "whole"), **RUN)
     with pytest.raises(KeyboardInterrupt):
         kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "killed"),
-                                      callbacks=[StopAtStep(9)], **RUN)
+                                      callbacks=[StopAtStep(5)], **RUN)
     metrics = kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "killed"), **RUN)
     assert metrics["joint_epochs"] == expected["joint_epochs"]
     assert metrics["joint"] == expected["joint"]
