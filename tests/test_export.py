@@ -48,7 +48,8 @@ def test_saved_model_predicts_like_keras_model_without_kerasbert(tiny, tmp_path)
     assert served["label"] == [["a", "b", "c"][i] for i in expected.argmax(axis=1)]
     assert served["label_names"] == [["a", "b", "c"]] * len(TEXTS)
     # An empty batch gives empty outputs.
-    empty = tf.saved_model.load(str(tmp_path)).serve(tf.constant([], tf.string))
+    loaded = tf.saved_model.load(str(tmp_path))
+    empty = loaded.serve(tf.constant([], tf.string))
     assert empty["probabilities"].shape == (0, 3) and empty["label"].shape == (0,)
 
 

@@ -77,3 +77,23 @@ def barrier(strategy):
     """
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
+def check_same_on_every_worker(strategy, value, what):
+    """Raise on every worker unless all workers hold the same int `value`.
+
+    Workers decide what to run from the chief's files; without a file
+    system they all share, a worker would train other steps than the chief
+    and the collectives would hang. No-op in one process.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    # Equal everywhere exactly when the mean of the squares is the square of
+    # the mean (tf.distribute reduces by SUM or MEAN only).
+    per_replica = strategy.run(lambda: tf.constant([value, value * value], tf.float64))
+    mean, mean_square = strategy.reduce("MEAN", per_replica, axis=None).numpy()
+    if mean_square != mean * mean:
+        raise RuntimeError(
+            f"The workers disagree on {what} (this one: {value}, mean {mean:g}): the output "
+            "directory must be on a file system every worker shares."
+        )

@@ -40,8 +40,9 @@ from kerasbert.training.training_loop import TrainingLoop
 METRICS_FILE = "metrics.json"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
 RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
-# Settings that do not change the result: a rerun may change them freely.
-RESULT_NEUTRAL = ("output_dir", "export", "checkpoint_every_steps", "overwrite", "verbose")
+# Settings that do not change the result, or that the data identity already
+# covers (the backbone, by path and files): a rerun may change them freely.
+RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
 CLASSIFIERS = ("cls", "feature_bilstm")
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
@@ -187,8 +188,8 @@ def fine_tune(
 
     An epoch is `ceil(len(train) / batch_size)` steps drawn from an endlessly
     reshuffled stream of the training set: bucketing makes the number of
-    batches of one pass vary a little, and a fixed epoch length keeps Keras
-    from cutting passes short and the schedule's length exact.
+    batches of one pass vary a little, and a fixed epoch length keeps the
+    schedule's length exact and gives every step a fixed input position.
 
     Args:
         backbone: str. A spec for `kerasbert.load_backbone`.

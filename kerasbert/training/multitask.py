@@ -17,6 +17,7 @@ from kerasbert.export import export_serving
 from kerasbert.models.multi_task_classifier import MultiTaskClassifier
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training import arguments
+from kerasbert.training.distribute import barrier
 from kerasbert.training.distribute import is_chief
 from kerasbert.training.fine_tuning import build_optimizer
 from kerasbert.training.fine_tuning import check_word_pieces
@@ -32,7 +33,7 @@ from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
 from kerasbert.training.training_loop import TrainingLoop
 
 # Settings that do not change the result: a rerun may change them freely.
-RESULT_NEUTRAL = ("output_dir", "export", "checkpoint_every_steps", "overwrite", "verbose")
+RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
 
 
 @dataclasses.dataclass
@@ -149,7 +150,7 @@ def multitask_fine_tune(
     fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
     with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
                       chief=is_chief(strategy)) as run:
-        if run.finished:
+        if run.finished and (not export or all(run.done(f"exported_{n}") for n in tasks)):
             return read_json(run.file("metrics.json"))
         keras.utils.set_random_seed(seed)
         steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
@@ -239,6 +240,7 @@ def multitask_fine_tune(
                 backbone_model.save_to_preset(path)
                 tokenizer.save_to_preset(path)
             run.finish("shared_backbone")
+        barrier(strategy)  # the chief's shared_backbone is complete before workers read it
         finetuned = {}
         if then_finetune:
             for name, task in tasks.items():
@@ -256,7 +258,7 @@ def multitask_fine_tune(
                     mixed_precision=mixed_precision, jit_compile=jit_compile,
                     head_weights=model.get_layer(f"{name}_logits").get_weights(),
                     checkpoint_every_steps=checkpoint_every_steps,
-                    strategy=strategy, verbose=verbose,
+                    strategy=strategy, per_worker_input=per_worker_input, verbose=verbose,
                 )
                 finetuned[name] = {
                     k: result[k] for k in ("validation", "test", "best_epoch", "train_seconds")

@@ -23,7 +23,7 @@ from kerasbert.training.run_directory import read_json
 from kerasbert.training.training_loop import TrainingLoop
 
 # Settings that do not change the result: a rerun may change them freely.
-RESULT_NEUTRAL = ("output_dir", "keep_checkpoints", "overwrite", "verbose")
+RESULT_NEUTRAL = ("output_dir", "backbone", "sources", "keep_checkpoints", "overwrite", "verbose")
 
 def masked_lm_inputs(
     tokenizer,
@@ -210,7 +210,7 @@ def further_pretrain(
         arguments.sequence_length_fits(sequence_length, backbone_model)
         model_inputs = masked_lm_inputs(
             tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
-            max_predictions=max_predictions, whole_word_masking=whole_word_masking,
+            max_predictions=max_predictions, whole_word_masking=whole_word_masking, seed=seed,
         )
 
         def train_stream(context=None):

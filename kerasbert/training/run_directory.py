@@ -10,7 +10,7 @@ cell of a grid) writes into one directory owned by a `RunDirectory`:
 - a fingerprint (`run.json`): every setting that changes the result and
   the identity of the data. The same settings again resume or finish the
   run; other settings are refused with the list of differences, unless
-  `overwrite` clears the directory first;
+  `overwrite` clears the directory first (it never clears the same run);
 - stages (`run.json["stages"]`): what is finished (training, test,
   saving, export, `metrics.json`) with the figures each produced, so a
   rerun does only the missing stages and never repeats finished training;
@@ -70,6 +70,12 @@ def atomic_path(path):
     except BaseException:
         _remove(partial)
         raise
+    if os.path.isfile(partial):
+        descriptor = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)  # on disk before the name points at it
+        finally:
+            os.close(descriptor)
     if os.path.isdir(partial) and os.path.exists(path):
         _remove(path)  # a directory cannot be renamed over a non-empty one
     os.replace(partial, path)
@@ -218,7 +224,7 @@ class RunDirectory:
         if not self.chief:
             shutil.rmtree(self._scratch, ignore_errors=True)
             return
-        if failed and self.chief and self._new_run and not self._has_progress():
+        if failed and self._new_run and not self._has_progress():
             # A run that failed before any progress leaves nothing behind.
             if self._created:
                 shutil.rmtree(self.path, ignore_errors=True)
@@ -245,10 +251,11 @@ class RunDirectory:
         if not self.chief:
             # The chief starts the directory; a worker only reads what is
             # there, so that it skips exactly the stages the chief skips.
-            if self.overwrite or not os.path.exists(run_file):
+            if not os.path.exists(run_file) or (
+                    self.overwrite and not self._holds_this_run(run_file)):
                 self.record = self._new_record()
                 return
-        if self.overwrite:
+        if self.overwrite and not self._holds_this_run(run_file):
             for name in os.listdir(self.path):
                 if name != LOCK_FILE:
                     _remove(os.path.join(self.path, name))
@@ -283,6 +290,15 @@ class RunDirectory:
         self.record = self._new_record()
         write_json(run_file, self.record)
         self._new_run = True
+
+    def _holds_this_run(self, run_file):
+        # `overwrite` clears only another run: the same settings resume.
+        try:
+            record = read_json(run_file)
+        except (OSError, json.JSONDecodeError):
+            return False
+        return not (setting_differences(record.get("settings", {}), self.settings)
+                    or setting_differences(record.get("data", {}), self.data))
 
     # === Stages ===
 

@@ -4,8 +4,8 @@ epoch, logs, and step checkpoints that resume exactly.
 Keras' `fit` cannot resume in the middle of an epoch (its `BackupAndRestore`
 restarts the epoch, and the input order after a restart differs from the
 order an uninterrupted run sees), so kerasbert drives training itself in the
-TF Model Garden / Orbit pattern: `strategy.run` of the model's own public
-`train_step` inside a `tf.function`, over a deterministic input stream that
+TF Model Garden / Orbit pattern: `strategy.run` of one training step (the
+model's own `compute_loss`, `compute_metrics` and optimizer) inside a `tf.function`, over a deterministic input stream that
 is fast-forwarded to the checkpoint's step on resume. Losses, metrics, loss
 scaling and the optimizer stay Keras'.
 
@@ -26,13 +26,13 @@ import io
 import json
 import math
 import os
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kerasbert.training.distribute import barrier
+from kerasbert.training.distribute import check_same_on_every_worker
 from kerasbert.training.distribute import is_chief
 from kerasbert.training.run_directory import atomic_path
 from kerasbert.training.run_directory import write_json
@@ -53,8 +53,8 @@ class NonFiniteLossError(FloatingPointError):
 class TrainingLoop:
     """Train a compiled Keras model for whole epochs, resumably at any step.
 
-    Each step runs `model.train_step` (the model's loss, metrics, optimizer,
-    loss scaling) under `strategy.run`. After every epoch the model is
+    Each step does what Keras' `train_step` does (the model's loss, metrics,
+    optimizer, loss scaling) under `strategy.run`. After every epoch the model is
     evaluated on the validation data (`model.test_step`), the row is added
     to `history.csv` and TensorBoard (`logs/train`, `logs/validation`), and
     with a `monitor` the weights of the best epoch so far are kept in
@@ -184,9 +184,15 @@ class TrainingLoop:
         self._build(train_stream)
         barrier(self.strategy)  # the chief's checkpoint files are complete
         self.resumed_from_step = self.step = self.restore()
+        check_same_on_every_worker(self.strategy, self.step, "the checkpoint step")
         if self.step >= self.total_steps:
             return self.history
         if self.per_worker_input:
+            if len(self.strategy.extended.worker_devices) > 1:
+                raise ValueError(
+                    "`per_worker_input` needs one replica per worker; this worker has "
+                    f"{len(self.strategy.extended.worker_devices)}. Use the default input."
+                )
             # Each worker consumes one batch of its own stream per step.
             distributed = self.strategy.distribute_datasets_from_function(
                 lambda context: train_stream(context).skip(self.step)
@@ -197,6 +203,7 @@ class TrainingLoop:
         train_function = self._step_function(self._train_step, distributed.element_spec)
         iterator = iter(distributed)
         progress = None
+        self.model.stop_training = False
         self.callbacks.on_train_begin()
         while self.step < self.total_steps:
             epoch, batch = divmod(self.step, self.steps_per_epoch)
@@ -224,6 +231,8 @@ class TrainingLoop:
                 self.save()
             if epoch_done:
                 self.callbacks.on_epoch_end(epoch, logs)
+            if self.model.stop_training:  # e.g. keras.callbacks.EarlyStopping
+                break
         self.callbacks.on_train_end()
         return self.history
 
@@ -276,7 +285,10 @@ class TrainingLoop:
             share = replicas * batch_size / global_batch_size
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True)
-            loss = model.compute_loss(x, y, y_pred, sample_weight, training=True) * share
+            replica_loss = model.compute_loss(x, y, y_pred, sample_weight, training=True)
+            # A replica can get no example (a bucket's last batch smaller than
+            # the replica count): its mean is 0/0, and weighs nothing.
+            loss = tf.math.multiply_no_nan(replica_loss, tf.cast(share, replica_loss.dtype))
             scaled_loss = optimizer.scale_loss(loss)
         variables = model.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
@@ -285,7 +297,8 @@ class TrainingLoop:
         optimizer.apply(gradients, variables)
         if self._loss_metric is not None:
             # This replica's mean loss, weighted by its examples.
-            self._loss_metric.update_state(loss * replicas / share, sample_weight=batch_size)
+            mean = tf.where(batch_size > 0, replica_loss * replicas, tf.zeros_like(replica_loss))
+            self._loss_metric.update_state(mean, sample_weight=batch_size)
         return model.compute_metrics(x, y, y_pred, sample_weight)
 
     def _clipping(self):
@@ -460,10 +473,12 @@ class TrainingLoop:
             variables = list(self.model.variables) if model_only else self._state_variables()
             # Paths carry per-process name suffixes (`seed_generator_7`), so
             # the structure is checked by count and shapes.
-            values = [checkpoint[f"v{i}"] for i in range(len(variables))]
+            expected = len(variables) if not model_only else len(self._state_variables())
+            values = []
+            if len(state["paths"]) == expected:
+                values = [checkpoint[f"v{i}"] for i in range(len(variables))]
             shapes = [tuple(v.shape) for v in variables]
-            if (len(state["paths"]) < len(variables)
-                    or shapes != [value.shape for value in values]):
+            if shapes != [value.shape for value in values]:
                 raise ValueError(
                     f"Checkpoint {path} holds other variables than this model "
                     f"({len(state['paths'])} saved, {len(variables)} expected). Was the model "

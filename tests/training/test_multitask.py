@@ -1,19 +1,9 @@
-import keras
 import numpy as np
 import pytest
 
 import kerasbert
 from tests.training.test_fine_tuning import sentiment_data
-
-
-class StopAtStep(keras.callbacks.Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.step:
-            raise KeyboardInterrupt("simulated kill")
+from tests.training.test_pretraining import KillAtStep
 
 
 def tasks():
@@ -38,7 +28,7 @@ def test_killed_joint_phase_resumes_to_the_uninterrupted_result(tmp_path):
     expected = kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "whole"), **RUN)
     with pytest.raises(KeyboardInterrupt):
         kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "killed"),
-                                      callbacks=[StopAtStep(5)], **RUN)
+                                      callbacks=[KillAtStep(5)], **RUN)
     metrics = kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "killed"), **RUN)
     assert metrics["joint_epochs"] == expected["joint_epochs"]
     assert metrics["joint"] == expected["joint"]

@@ -78,6 +78,14 @@ def test_overwrite_clears_the_directory(tmp_path):
         assert sorted(os.listdir(path)) == [".lock", "run.json"]
 
 
+def test_overwrite_never_clears_the_same_run(tmp_path):
+    path = str(tmp_path / "run")
+    with RunDirectory(path, SETTINGS, DATA) as run:
+        run.finish("trained", {"seconds": 2.0})
+    with RunDirectory(path, SETTINGS, DATA, overwrite=True) as run:
+        assert run.result("trained") == {"seconds": 2.0}
+
+
 def test_a_run_failing_before_any_progress_leaves_nothing(tmp_path):
     path = tmp_path / "run"
     with pytest.raises(ValueError, match="bad input"):

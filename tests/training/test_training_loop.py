@@ -105,6 +105,15 @@ def test_history_checkpoints_and_best_weights_are_written(tmp_path):
     assert again.fit(train_stream, validation_stream) == history
 
 
+def test_early_stopping_is_honoured(tmp_path):
+    loop = TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=STEPS_PER_EPOCH,
+                        epochs=EPOCHS, monitor="val_accuracy", verbose=0,
+                        callbacks=[keras.callbacks.EarlyStopping("loss", patience=0,
+                                                                 min_delta=10.0)])
+    history = loop.fit(train_stream, validation_stream)
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
 def test_a_non_finite_loss_stops_training(tmp_path):
     def poisoned():
         x, y = examples()
@@ -191,12 +200,24 @@ for variable in first.weights:  # the replicas agree
     assert all(np.array_equal(values[0], v) for v in values[1:])
 trained = loop_weights(two, scaled, hot, "mixed_float16", steps=5)
 assert largest_difference(start, trained) > 0
+
+# 3. A batch of one on two replicas (one replica gets nothing): the step is
+#    the one-device step and the logged loss stays finite.
+def nine(strategy):
+    model = build(strategy, lambda: keras.optimizers.SGD(0.5))
+    data = lambda: tf.data.Dataset.from_tensor_slices((x[:9], y[:9])).batch(8).repeat()
+    history = TrainingLoop(model, tempfile.mkdtemp(), steps_per_epoch=2, epochs=2,
+                           strategy=strategy, verbose=0).fit(data)
+    return model, history
+(a, history_one), (b, history_two) = nine(one), nine(two)
+assert largest_difference(a, b) < 1e-6, largest_difference(a, b)
+assert abs(history_one[-1]["loss"] - history_two[-1]["loss"]) < 1e-6, (history_one, history_two)
 print("ok")
 """
 
 
 @pytest.mark.slow
-def test_several_replicas_clip_and_skip_as_one_device(tmp_path):
+def test_several_replicas_clip_skip_and_split_batches_as_one_device(tmp_path):
     result = run_on_two_cpus(SEVERAL_REPLICAS)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
