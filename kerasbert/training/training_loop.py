@@ -451,13 +451,30 @@ class TrainingLoop:
             os.remove(os.path.join(directory, old))
 
     def latest_checkpoint(self):
-        """The path of the last complete checkpoint, or None."""
-        pointer = os.path.join(self.directory, CHECKPOINT_DIR, LATEST_CHECKPOINT)
+        """The path of the last complete checkpoint, or None.
+
+        `latest.json` names it; should that pointer be unreadable (edited by
+        hand, say) or name a missing file, the newest `step-N.npz` is used.
+        """
+        directory = os.path.join(self.directory, CHECKPOINT_DIR)
+        pointer = os.path.join(directory, LATEST_CHECKPOINT)
         if not os.path.exists(pointer):
             return None
-        with open(pointer, encoding="utf-8") as file:
-            name = json.load(file)["checkpoint"]
-        return os.path.join(self.directory, CHECKPOINT_DIR, name)
+        try:
+            with open(pointer, encoding="utf-8") as file:
+                path = os.path.join(directory, json.load(file)["checkpoint"])
+            if os.path.isfile(path):
+                return path
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        saved = sorted(n for n in os.listdir(directory)
+                       if n.startswith("step-") and n.endswith(".npz"))
+        if not saved:
+            raise ValueError(
+                f"{pointer} names no readable checkpoint and {directory} holds none; pass "
+                "--overwrite (overwrite=True) to start afresh."
+            )
+        return os.path.join(directory, saved[-1])
 
     def restore(self, model_only=False):
         """Load the last checkpoint; return its step (0 without one).

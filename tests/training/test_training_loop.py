@@ -87,6 +87,14 @@ def test_a_run_stopped_at_any_step_resumes_bit_identically(tmp_path, stop_at):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_an_unreadable_checkpoint_pointer_falls_back_to_the_newest_checkpoint(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, stop_at=5)
+    (tmp_path / "checkpoints" / "latest.json").write_text("{bad")
+    _, loop, _ = run(tmp_path)
+    assert loop.resumed_from_step == 4
+
+
 def test_history_checkpoints_and_best_weights_are_written(tmp_path):
     model, loop, history = run(tmp_path, checkpoint_every_steps=100)
     assert [row["epoch"] for row in history] == [1, 2, 3]
