@@ -490,9 +490,9 @@ class TrainingLoop:
             variables = list(self.model.variables) if model_only else self._state_variables()
             # Paths carry per-process name suffixes (`seed_generator_7`), so
             # the structure is checked by count and shapes.
-            expected = len(variables) if not model_only else len(self._state_variables())
+            saved = len(state["paths"])
             values = []
-            if len(state["paths"]) == expected:
+            if saved == len(variables) or (model_only and saved > len(variables)):
                 values = [checkpoint[f"v{i}"] for i in range(len(variables))]
             shapes = [tuple(v.shape) for v in variables]
             if shapes != [value.shape for value in values]:
