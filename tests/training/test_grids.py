@@ -164,7 +164,7 @@ def test_reproduce_table_7_runs_single_and_multi_task_cells(tmp_path):
         lines = source.readlines()
     first = _write_task(tmp_path / "trec", lines, 60, 20)
     # A second task: the same questions labelled by whether they ask for a number.
-    binary = [json.dumps({"text": json.loads(l)["text"], "label": json.loads(l)["label"] == "NUM"})
+    binary = [json.dumps({"text": json.loads(l)["text"], "label": str(json.loads(l)["label"] == "NUM")})
               + "\n" for l in lines[100:180]]
     second = _write_task(tmp_path / "isnum", binary, 60, 20)
     grid = tmp_path / "grid"
