@@ -5,8 +5,9 @@ import tensorflow as tf
 from kerasbert.text import packing
 
 
-class _ServingModule(tf.Module):
-    """Holds the model and the preprocessor so that both are saved."""
+class ServingModule(tf.Module):
+    """Raw strings → probabilities and labels; holds the model and the
+    preprocessor so that both are saved."""
 
     def __init__(self, model, preprocessor, label_names):
         super().__init__()
@@ -65,6 +66,6 @@ def export_serving(model, preprocessor, path, label_names):
             f"The model has {output_units} outputs but {len(label_names)} label "
             f"names were given: {list(label_names)}."
         )
-    module = _ServingModule(model, preprocessor, label_names)
+    module = ServingModule(model, preprocessor, label_names)
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     return path

@@ -11,15 +11,14 @@ Example (the README demo):
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
-import recipe_main  # noqa: E402
 from kerasbert.training import arguments  # noqa: E402
-from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
-from kerasbert.training.scale_flags import scale_settings  # noqa: E402
+from scale_flags import define_scale_flags  # noqa: E402
+from scale_flags import scale_settings  # noqa: E402
 
 define_scale_flags()
 recipe_main.define_run_flags()

@@ -16,14 +16,13 @@ checkpoint.
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
-import recipe_main  # noqa: E402
-from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
-from kerasbert.training.scale_flags import scale_settings  # noqa: E402
+from scale_flags import define_scale_flags  # noqa: E402
+from scale_flags import scale_settings  # noqa: E402
 from kerasbert.data.corpus import parse_source  # noqa: E402
 
 flags.DEFINE_string("backbone", "minilm", "Backbone spec for kerasbert.load_backbone.")

@@ -17,15 +17,14 @@ the shared encoder and its head at a lower rate.
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
-import recipe_main  # noqa: E402
 from kerasbert.training import arguments  # noqa: E402
-from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
-from kerasbert.training.scale_flags import scale_settings  # noqa: E402
+from scale_flags import define_scale_flags  # noqa: E402
+from scale_flags import scale_settings  # noqa: E402
 
 flags.DEFINE_string("backbone", "minilm", "Backbone spec (e.g. a further-pretrained backbone/ dir).")
 flags.DEFINE_multi_string("task", None, "NAME:TRAIN_SPEC[:TEST_SPEC], repeatable.")
@@ -113,7 +112,7 @@ def main(_):
             test = kerasbert.read_labeled_texts(
                 test_spec, "test", label_names=train.label_names, **read
             )
-        tasks[name] = kerasbert.Task(
+        tasks[name] = kerasbert.TaskData(
             train, validation, test, sequence_length=lengths.get(name, FLAGS.sequence_length),
             truncation=truncations.get(name, FLAGS.truncation), head_length=FLAGS.head_length,
         )

@@ -1,30 +1,99 @@
 """What every recipe shares: run-directory flags and one-line failures.
 
-A recipe calls `define_run_flags()` at import and `run(main, required=…)`
-under `if __name__ == "__main__":`. A failure then prints one line,
-`RECIPE: error: MESSAGE`, and exits with status 1; `--traceback` (or the
-environment variable `KERASBERT_TRACEBACK=1`) shows the Python traceback
-instead.
+A recipe imports this module before TensorFlow, calls `define_run_flags()`
+at import and `run(main, required=…)` under `if __name__ == "__main__":`. A
+failure then prints one line, `RECIPE: error: MESSAGE`, and exits with
+status 1; `--traceback` (or the environment variable `KERASBERT_TRACEBACK=1`)
+shows the Python traceback instead.
+
+Importing it starts TensorFlow quietly: the C++ start-up lines a CPU machine
+prints (oneDNN notices, "Could not find cuda drivers", "failed call to
+cuInit", CPU feature notes) and TensorFlow's INFO lines about SavedModel and
+checkpoint internals are held back; `--verbosity=1` (absl's flag) shows them.
 """
 
+import logging
 import os
+import re
 import sys
+import tempfile
 
-from absl import app
-from absl import flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Start-up noise of TensorFlow's C++ runtime on a machine without a GPU.
+START_UP_NOISE = re.compile(
+    r"absl::InitializeLog|cudart_stub|cuda_(driver|executor|diagnostics|dnn|fft|blas)|"
+    r"cuInit|Could not find cuda|cpu_feature_guard|This TensorFlow binary is optimized|"
+    r"rebuild TensorFlow with the appropriate compiler flags|oneDNN custom operations|"
+    r"TF_ENABLE_ONEDNN_OPTS|Unable to register cu(DNN|FFT|BLAS) factory|"
+    r"computation placer already registered|AVX2 FMA|TensorRT|E0000 00:00|W0000 00:00|"
+    r"I0000 00:00"
+)
+
+
+def _verbose_requested(argv):
+    for index, argument in enumerate(argv):
+        for name in ("--verbosity", "-v"):
+            value = None
+            if argument.startswith(name + "="):
+                value = argument.split("=", 1)[1]
+            elif argument == name and index + 1 < len(argv):
+                value = argv[index + 1]
+            if value is not None:
+                try:
+                    return int(value) >= 1
+                except ValueError:
+                    return False
+    return False
+
+
+VERBOSE = _verbose_requested(sys.argv)
+
+
+def _start_tensorflow_quietly():
+    """Import TensorFlow and initialise its devices with stderr held back,
+    then pass on every line that is not known start-up noise."""
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+            tf.constant(0)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        for line in held.read().decode("utf-8", "replace").splitlines():
+            if line.strip() and not START_UP_NOISE.search(line):
+                print(line, file=sys.stderr)
+    # SavedModel and checkpoint internals log at INFO through this logger.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+
+
+if not VERBOSE:
+    _start_tensorflow_quietly()
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 # TensorFlow errors can quote whole graphs; a one-line message stays short.
 MESSAGE_LIMIT = 2000
 
 
-def define_run_flags(checkpoint_every_steps=True):
-    """Define `--overwrite`, `--traceback` and `--checkpoint_every_steps`."""
-    flags.DEFINE_bool(
-        "overwrite", False,
-        "Clear --output_dir first when it holds a run with other settings (without it such "
-        "a run is refused; the same settings resume or finish it).",
-    )
+def define_run_flags(checkpoint_every_steps=True, overwrite=True):
+    """Define `--traceback`, and `--overwrite` and `--checkpoint_every_steps`
+    for recipes that train."""
+    if overwrite:
+        flags.DEFINE_bool(
+            "overwrite", False,
+            "Clear --output_dir first when it holds a run with other settings (without it "
+            "such a run is refused; the same settings resume or finish it).",
+        )
     flags.DEFINE_bool("traceback", False, "Show the Python traceback of a failure.")
     if checkpoint_every_steps:
         flags.DEFINE_integer(

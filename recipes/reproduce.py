@@ -26,18 +26,17 @@ returns finished cells and resumes an interrupted pre-training. Writes
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
-import recipe_main  # noqa: E402
 from kerasbert.data import registry  # noqa: E402
 from kerasbert.data.corpus import parse_source  # noqa: E402
-from kerasbert.training import grid_reports  # noqa: E402
-from kerasbert.training import grids  # noqa: E402
-from kerasbert.training.multitask import Task  # noqa: E402
+from kerasbert.reproduction import reports as grid_reports  # noqa: E402
+from kerasbert.reproduction import grids  # noqa: E402
+from kerasbert.training.multitask import TaskData  # noqa: E402
 
 flags.DEFINE_enum("table", None, [str(t) for t in grids.TABLES], "The paper's table to reproduce.")
 flags.DEFINE_string("dataset", None, "Registry name (with --data_dir) or dataset spec.")
@@ -120,7 +119,7 @@ def read_task(dataset):
     if FLAGS.train_examples_per_class:
         train = train.sample_per_class(FLAGS.train_examples_per_class, seed=FLAGS.seed)
     train, validation = train.split(FLAGS.validation_fraction, seed=FLAGS.seed)
-    task = Task(train, validation, test, sequence_length=FLAGS.sequence_length,
+    task = TaskData(train, validation, test, sequence_length=FLAGS.sequence_length,
                 truncation=FLAGS.truncation, head_length=FLAGS.head_length)
     return task, all_texts
 

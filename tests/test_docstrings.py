@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import kerasbert
 from kerasbert.data import corpus
-from kerasbert.training import grids
+from kerasbert.reproduction import grids
 
 PUBLIC = {
     "kerasbert": kerasbert,
@@ -19,7 +19,7 @@ PUBLIC = {
     "kerasbert.schedules": kerasbert.schedules,
     "kerasbert.text": kerasbert.text,
     "kerasbert.data.corpus": corpus,
-    "kerasbert.training.grids": grids,
+    "kerasbert.reproduction.grids": grids,
 }
 EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)
 

@@ -25,6 +25,7 @@ default is .venv-hf/bin/python) and prints the ratio of the two.
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -33,10 +34,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-from kerasbert.training.scale_flags import define_scale_flags  # noqa: E402
-from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "recipes"))  # the recipes' flag definitions
+
+from scale_flags import define_scale_flags  # noqa: E402
+from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
 
 flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end", "profile"], "What to time.")
 flags.DEFINE_string("backbone", "minilm", "Backbone spec (a HF directory for --compare).")

@@ -11,7 +11,6 @@ two ways (`"A"` and `" A"`, `"1"` and `"1.0"`).
 
 import csv
 import dataclasses
-import io
 import json
 import os
 
@@ -179,8 +178,7 @@ def _read_records(path):
         return
     lines = _decoded_lines(path)
     delimiter = "," if fmt == "csv" else "\t"
-    text = io.StringIO("".join(line for _, line in lines))
-    reader = csv.DictReader(text, delimiter=delimiter)
+    reader = csv.DictReader((line for _, line in lines), delimiter=delimiter)
     for record in reader:
         # line_num counts physical lines read, so quoted newlines are handled.
         yield reader.line_num, record

@@ -1,14 +1,37 @@
 """What every kerasbert classifier on a BERT backbone shares."""
 
 import keras
+import keras_hub
+import tensorflow as tf
 
 from kerasbert.layers import layer_selection
-from kerasbert.models.backbone_model import BackboneModel
+from kerasbert.models.backbone_task import BackboneTask
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 
 
-class BackboneClassifier(BackboneModel):
-    """Base of the classifiers: argument checks, the softmax head, and the
-    paper's defaults for `compile`."""
+class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
+    """Base of the classifiers: a keras-hub `TextClassifier` with the
+    softmax head, label names, and the paper's defaults for `compile`.
+
+    With a `preprocessor`, `fit`, `evaluate` and `predict` take raw strings
+    and batch them with dynamic padding (each batch padded to its longest
+    member); with `label_names`, labels may be given as those names.
+    `from_preset("minilm", num_classes=..., truncation=..., ...)` builds one
+    on any backbone spec, and `save_to_preset(dir)` / `from_preset(dir)`
+    carry the whole fine-tuned classifier, label names included.
+    """
+
+    preprocessor_cls = ClassifierPreprocessor
+    PREPROCESSOR_ARGUMENTS = (
+        "sequence_length", "truncation", "head_length", "max_segments", "stride", "padding",
+    )
+
+    @classmethod
+    def make_preprocessor(cls, tokenizer, **kwargs):
+        # Dynamic padding unless told otherwise: a batch padded to its
+        # longest member gives the same outputs for a fraction of the cost.
+        kwargs.setdefault("padding", "longest")
+        return cls.preprocessor_cls(tokenizer, **kwargs)
 
     @staticmethod
     def check_head_arguments(num_classes, combine):
@@ -17,8 +40,29 @@ class BackboneClassifier(BackboneModel):
                 f"`combine` must be one of {layer_selection.COMBINATIONS}. "
                 f"Received: combine={combine!r}"
             )
-        if num_classes < 2:
-            raise ValueError(f"`num_classes` must be at least 2. Received: {num_classes}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"`num_classes` must be an integer of at least 2. Received: {num_classes!r}"
+            )
+
+    @staticmethod
+    def resolve_num_classes(num_classes, label_names):
+        """`num_classes` from the arguments, checked against `label_names`."""
+        if label_names is None:
+            if num_classes is None:
+                raise ValueError("Give `num_classes` or `label_names`.")
+            return num_classes
+        if (not isinstance(label_names, (list, tuple))
+                or not all(isinstance(n, str) for n in label_names)):
+            raise ValueError(f"`label_names` must be a list of strings. Received: {label_names!r}")
+        if len(set(label_names)) != len(label_names):
+            raise ValueError(f"`label_names` names a class twice: {list(label_names)}")
+        if num_classes is not None and num_classes != len(label_names):
+            raise ValueError(
+                f"`num_classes`={num_classes} but {len(label_names)} `label_names` were "
+                f"given: {list(label_names)}"
+            )
+        return len(label_names)
 
     @staticmethod
     def classification_head(num_classes, dropout, dtype):
@@ -49,4 +93,35 @@ class BackboneClassifier(BackboneModel):
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        keras.Model.compile(self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        return super().preprocess_samples(x, self.label_ids(y), sample_weight)
+
+    def label_ids(self, labels):
+        """Class ids for `labels`: ids pass through, names become their index
+        in `label_names`; an unknown name fails, naming it."""
+        if labels is None:
+            return None
+        labels = tf.convert_to_tensor(labels)
+        if labels.dtype != tf.string:
+            return labels
+        if not self.label_names:
+            raise ValueError(
+                "The labels are strings, but this classifier has no `label_names` to map "
+                "them to class ids. Build it with label_names=[...] or pass integer ids."
+            )
+        names = tf.constant(self.label_names)
+        matches = tf.equal(labels[..., tf.newaxis], names)
+        known = tf.reduce_any(matches, axis=-1)
+        check = tf.debugging.Assert(
+            tf.reduce_all(known),
+            ["Unknown label:", tf.boolean_mask(labels, ~known)[:1],
+             "; label_names are", names],
+            summarize=len(self.label_names),
+        )
+        with tf.control_dependencies([check]):
+            return tf.argmax(tf.cast(matches, tf.int32), axis=-1, output_type=tf.int32)
+
+    def get_config(self):
+        return {**super().get_config(), "label_names": self.label_names}

@@ -11,28 +11,36 @@ from kerasbert.models.backbone_classifier import BackboneClassifier
 class FeatureBiLSTMClassifier(BackboneClassifier):
     """Frozen BERT features into a BiLSTM with self-attention (BERT-Feat).
 
-    The backbone is frozen and run in inference mode; the hidden states of
+    The backbone is frozen (left out of this model's trainable variables;
+    the backbone object itself is not changed) and run in inference mode; the hidden states of
     the chosen layer (every token, not only [CLS]) feed a bidirectional LSTM
     that skips padding, whose outputs are pooled by a learned self-attention
     over the real tokens (Lin et al. 2017, one hop) and classified by
     softmax(W·h). This is the BERT-Feat row of the paper's Table 6.
 
     Args:
-        backbone: `keras_hub.models.BertBackbone`. Frozen by this model.
-        num_classes: int. The number of classes.
+        backbone: `keras_hub.models.BertBackbone`. The encoder.
+        num_classes: int or None. The number of classes; may be left out
+            when `label_names` are given.
         layer: int. The encoder layer whose states are the features
             (0 = embeddings, -1 = last). Defaults to `-1`.
         lstm_units: int. Units of each LSTM direction. Defaults to `256`.
         attention_dim: int. Width of the self-attention scorer. Defaults to
             `128`.
         dropout: float. Dropout on the pooled vector. Defaults to `0.1`.
+        freeze_backbone: bool. BERT-Feat reads frozen features; `False`
+            fine-tunes the encoder through the BiLSTM (still run without
+            dropout). Defaults to `True`.
+        preprocessor: `kerasbert.ClassifierPreprocessor` or None. Applied to
+            raw-string inputs of `fit`, `evaluate` and `predict`.
+        label_names: list of str or None. The class names, in logit order.
 
     Examples:
     ```python
-    backbone, tokenizer = kerasbert.load_backbone("tiny")
-    model = kerasbert.FeatureBiLSTMClassifier(backbone, 2, lstm_units=8, attention_dim=8)
-    features = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)(["a good film"])
-    model.predict(features, verbose=0).shape  # (1, 2)
+    classifier = kerasbert.FeatureBiLSTMClassifier.from_preset(
+        "tiny", num_classes=2, lstm_units=8, attention_dim=8, sequence_length=16
+    )
+    classifier.predict(["a good film"], verbose=0).shape  # (1, 2)
     ```
 
     References:
@@ -43,19 +51,28 @@ class FeatureBiLSTMClassifier(BackboneClassifier):
     def __init__(
         self,
         backbone,
-        num_classes,
+        num_classes=None,
         layer=-1,
         lstm_units=256,
         attention_dim=128,
         dropout=0.1,
+        freeze_backbone=True,
+        preprocessor=None,
+        label_names=None,
         **kwargs,
     ):
+        num_classes = self.resolve_num_classes(num_classes, label_names)
         self.check_head_arguments(num_classes, "concat")
         (index,) = layer_selection.resolve_layers(layer, backbone.num_layers)
+        if preprocessor is not None and preprocessor.segmented:
+            raise ValueError(
+                "`FeatureBiLSTMClassifier` reads one sequence per text; its preprocessor "
+                'cannot use truncation="segments".'
+            )
 
         # === Layers ===
         self.backbone = backbone
-        backbone.trainable = False
+        self.preprocessor = preprocessor
         dtype = backbone.dtype_policy
         self.bilstm = keras.layers.Bidirectional(
             keras.layers.LSTM(lstm_units, return_sequences=True, dtype=dtype),
@@ -78,15 +95,17 @@ class FeatureBiLSTMClassifier(BackboneClassifier):
         sequence = self.bilstm(states, mask=mask)
         pooled = self.pooler(sequence, mask=inputs["padding_mask"])
         outputs = self.output_dense(self.output_dropout(pooled))
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # === Config ===
         self.num_classes = num_classes
+        self.label_names = list(label_names) if label_names is not None else None
         self.layer = layer
         self.layer_index = index
         self.lstm_units = lstm_units
         self.attention_dim = attention_dim
         self.dropout = dropout
+        super().__init__(
+            inputs=inputs, outputs=outputs, freeze_backbone=freeze_backbone, **kwargs
+        )
 
     def get_config(self):
         return {

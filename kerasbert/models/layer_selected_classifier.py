@@ -16,13 +16,16 @@ class LayerSelectedClassifier(BackboneClassifier):
     outputs of the L transformer layers, so the paper's "Layer-11" of BERT-base
     is our 12. All chosen layers come from one backbone pass.
 
-    The model outputs logits; `compile()` defaults to a from-logits loss.
-    The backbone's `pooled_dense` layer is set non-trainable because this
-    head never reads it (it would receive no gradient).
+    A keras-hub `TextClassifier`: with a `preprocessor` it takes raw strings
+    in `fit`, `evaluate` and `predict`. The model outputs logits; `compile()`
+    defaults to a from-logits loss. The backbone's `pooled_dense` layer is
+    left out of the trained variables because this head never reads it (it
+    would receive no gradient); the backbone itself is never changed.
 
     Args:
         backbone: `keras_hub.models.BertBackbone`. The encoder.
-        num_classes: int. The number of classes.
+        num_classes: int or None. The number of classes; may be left out
+            when `label_names` are given.
         layers: int, list of ints, or one of `"first4"`, `"last4"`, `"all"`.
             The layers whose [CLS] state is read; negative ints count from
             the end (-1 = last). Defaults to `-1`.
@@ -30,19 +33,22 @@ class LayerSelectedClassifier(BackboneClassifier):
             `"mean"` or `"max"`. Defaults to `"concat"`.
         dropout: float. Dropout on h before the softmax layer. Defaults to
             `0.1`.
-        freeze_backbone: bool. Freeze the encoder and train only the head
-            (feature-based use). Defaults to `False`.
+        freeze_backbone: bool. Train only the head (feature-based use); the
+            encoder's variables are left out of this model's trainable
+            variables. Defaults to `False`.
+        preprocessor: `kerasbert.ClassifierPreprocessor` or None. Applied to
+            raw-string inputs of `fit`, `evaluate` and `predict`.
+        label_names: list of str or None. The class names, in logit order;
+            saved with the model, and labels may be given by name.
 
     Examples:
     ```python
-    backbone, tokenizer = kerasbert.load_backbone("tiny")
-    preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)
-    model = kerasbert.LayerSelectedClassifier(
-        backbone, num_classes=3, layers="last4", combine="max"
+    classifier = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", label_names=["no", "yes"], layers="last4", combine="max",
+        sequence_length=16,
     )
-    model.compile()
-    logits = model.predict(preprocessor(["who was galileo ?"]), verbose=0)
-    logits.shape  # (1, 3)
+    classifier.fit(x=["a good film", "a bad film"], y=["yes", "no"], batch_size=2, verbose=0)
+    classifier.predict(["who was galileo ?"], verbose=0).shape  # (1, 2)
     ```
 
     References:
@@ -52,21 +58,22 @@ class LayerSelectedClassifier(BackboneClassifier):
     def __init__(
         self,
         backbone,
-        num_classes,
+        num_classes=None,
         layers=-1,
         combine="concat",
         dropout=0.1,
         freeze_backbone=False,
+        preprocessor=None,
+        label_names=None,
         **kwargs,
     ):
         indices = layer_selection.resolve_layers(layers, backbone.num_layers)
+        num_classes = self.resolve_num_classes(num_classes, label_names)
         self.check_head_arguments(num_classes, combine)
 
         # === Layers ===
         self.backbone = backbone
-        backbone.get_layer("pooled_dense").trainable = False
-        if freeze_backbone:
-            backbone.trainable = False
+        self.preprocessor = preprocessor
         self.combiner = layer_selection.combiner(
             combine, len(indices), dtype=backbone.dtype_policy
         )
@@ -79,15 +86,16 @@ class LayerSelectedClassifier(BackboneClassifier):
         cls_states = layer_selection.cls_states(backbone, indices)
         h = self.combiner(cls_states) if self.combiner else cls_states[0]
         outputs = self.output_dense(self.output_dropout(h))
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # === Config ===
         self.num_classes = num_classes
+        self.label_names = list(label_names) if label_names is not None else None
         self.layer_selection = layers
         self.layer_indices = indices
         self.combine = combine
         self.dropout = dropout
-        self.freeze_backbone = freeze_backbone
+        super().__init__(
+            inputs=inputs, outputs=outputs, freeze_backbone=freeze_backbone, **kwargs
+        )
 
     def get_config(self):
         return {
@@ -96,5 +104,4 @@ class LayerSelectedClassifier(BackboneClassifier):
             "layers": self.layer_selection,
             "combine": self.combine,
             "dropout": self.dropout,
-            "freeze_backbone": self.freeze_backbone,
         }

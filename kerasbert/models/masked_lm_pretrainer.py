@@ -3,11 +3,11 @@
 import keras
 import keras_hub
 
-from kerasbert.models.backbone_model import BackboneModel
+from kerasbert.models.backbone_task import BackboneTask
 
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class MaskedLMPretrainer(BackboneModel):
+class MaskedLMPretrainer(BackboneTask, keras_hub.models.Task):
     """BERT's pre-training objectives on a keras-hub `BertBackbone`.
 
     Outputs `{"mlm": logits}` of shape `(batch, mask_positions, vocabulary)`
@@ -23,28 +23,37 @@ class MaskedLMPretrainer(BackboneModel):
     the embeddings it is tied to are pretrained.
 
     Inputs are those of `keras_hub.models.BertMaskedLMPreprocessor`:
-    `token_ids`, `segment_ids`, `padding_mask` and `mask_positions`.
+    `token_ids`, `segment_ids`, `padding_mask` and `mask_positions`. With
+    that preprocessor attached, `fit` and `evaluate` take raw strings and
+    mask them (MLM only).
 
     Args:
         backbone: `keras_hub.models.BertBackbone`.
         nsp: bool. Add the next-sentence-prediction head. Defaults to
             `False`.
+        preprocessor: `keras_hub.models.BertMaskedLMPreprocessor` or None.
+        freeze_backbone: bool. Train only the heads. Defaults to `False`.
 
     Examples:
     ```python
-    backbone, tokenizer = kerasbert.load_backbone("tiny")
-    preprocessor = keras_hub.models.BertMaskedLMPreprocessor(
-        tokenizer, sequence_length=16, mask_selection_length=4
+    pretrainer = kerasbert.MaskedLMPretrainer.from_preset(
+        "tiny", sequence_length=16, mask_selection_length=4
     )
-    pretrainer = kerasbert.MaskedLMPretrainer(backbone)
-    x, y, sample_weight = preprocessor(["the film was good", "who was galileo ?"])
-    pretrainer.predict(x, verbose=0)["mlm"].shape  # (2, 4, vocabulary size)
+    pretrainer.fit(["the film was good", "who was galileo ?"], batch_size=2, verbose=0)
+    x, y, sample_weight = pretrainer.preprocessor(["the film was good"])
+    pretrainer.predict(x, verbose=0)["mlm"].shape  # (1, 4, vocabulary size)
     ```
     """
 
-    def __init__(self, backbone, nsp=False, **kwargs):
+    preprocessor_cls = keras_hub.models.BertMaskedLMPreprocessor
+    PREPROCESSOR_ARGUMENTS = (
+        "sequence_length", "mask_selection_rate", "mask_selection_length",
+    )
+
+    def __init__(self, backbone, nsp=False, preprocessor=None, freeze_backbone=False, **kwargs):
         # === Layers ===
         self.backbone = backbone
+        self.preprocessor = preprocessor
         self.masked_lm_head = keras_hub.layers.MaskedLMHead(
             vocabulary_size=backbone.vocabulary_size,
             token_embedding=backbone.token_embedding,
@@ -61,8 +70,6 @@ class MaskedLMPretrainer(BackboneModel):
                 dtype=backbone.dtype_policy,
                 name="nsp_logits",
             )
-        else:
-            backbone.get_layer("pooled_dense").trainable = False
 
         # === Functional Model ===
         inputs = {
@@ -75,10 +82,26 @@ class MaskedLMPretrainer(BackboneModel):
         }
         if nsp:
             outputs["nsp"] = self.nsp_head(encoded["pooled_output"])
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # === Config ===
         self.nsp = nsp
+        super().__init__(
+            inputs=inputs, outputs=outputs, freeze_backbone=freeze_backbone, **kwargs
+        )
+
+    def unused_backbone_layers(self):
+        # The NSP head reads the pooled output; MLM alone does not.
+        return () if self.nsp else ("pooled_dense",)
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+            super().preprocess_samples(x, y, sample_weight)
+        )
+        if y is not None and not isinstance(y, dict):
+            # The masked LM preprocessor labels the masked pieces; this
+            # model's outputs are a dict.
+            y = {"mlm": y}
+            sample_weight = None if sample_weight is None else {"mlm": sample_weight}
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
         """Compile with BERT's losses unless told otherwise.
@@ -97,10 +120,9 @@ class MaskedLMPretrainer(BackboneModel):
             weighted_metrics = {"mlm": [keras.metrics.SparseCategoricalAccuracy("accuracy")]}
             if self.nsp:
                 weighted_metrics["nsp"] = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
-        super().compile(
-            optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs
+        keras.Model.compile(
+            self, optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs
         )
-
 
     def get_config(self):
         return {

@@ -5,6 +5,7 @@ import keras
 from kerasbert.layers import layer_selection
 from kerasbert.models.backbone_classifier import BackboneClassifier
 from kerasbert.optimizers.lazy_updates import LazyUpdates
+from kerasbert.optimizers.lazy_updates import lazy_updates
 
 HEAD_SUFFIX = "_logits"
 
@@ -20,7 +21,7 @@ class MultiTaskClassifier(BackboneClassifier):
     gets sample weight 0 (see `kerasbert.data.task_sampling`), so only t's
     head contributes loss, and Keras reports `{task}_accuracy` per task.
 
-    `compile()` wraps its optimizer with `kerasbert.optimizers.LazyUpdates`
+    `compile()` wraps its optimizer with `kerasbert.optimizers.lazy_updates`
     on the heads, so a batch of task A leaves task B's head (and its
     optimizer state) untouched, as PyTorch's Adam did for the paper.
 
@@ -31,13 +32,17 @@ class MultiTaskClassifier(BackboneClassifier):
         layers: see `LayerSelectedClassifier`. Defaults to `-1`.
         combine: see `LayerSelectedClassifier`. Defaults to `"concat"`.
         dropout: float. Dropout before each softmax layer. Defaults to `0.1`.
+        freeze_backbone: bool. Train only the heads. Defaults to `False`.
+        preprocessor: `kerasbert.ClassifierPreprocessor` or None. Applied to
+            raw-string inputs of `predict` (training batches carry a task
+            each; see `kerasbert.data.task_sampling`).
 
     Examples:
     ```python
-    backbone, tokenizer = kerasbert.load_backbone("tiny")
-    model = kerasbert.MultiTaskClassifier(backbone, {"topic": 4, "sentiment": 2})
-    features = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)(["a good film"])
-    {name: logits.shape for name, logits in model.predict(features, verbose=0).items()}
+    model = kerasbert.MultiTaskClassifier.from_preset(
+        "tiny", tasks={"topic": 4, "sentiment": 2}, sequence_length=16
+    )
+    {name: logits.shape for name, logits in model.predict(["a good film"], verbose=0).items()}
     # {'topic': (1, 4), 'sentiment': (1, 2)}
     ```
 
@@ -45,7 +50,17 @@ class MultiTaskClassifier(BackboneClassifier):
     - [Sun et al., 2019](https://arxiv.org/abs/1905.05583), Table 7.
     """
 
-    def __init__(self, backbone, tasks, layers=-1, combine="concat", dropout=0.1, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        tasks,
+        layers=-1,
+        combine="concat",
+        dropout=0.1,
+        freeze_backbone=False,
+        preprocessor=None,
+        **kwargs,
+    ):
         if not tasks:
             raise ValueError("`tasks` must name at least one task.")
         for name, num_classes in tasks.items():
@@ -58,7 +73,7 @@ class MultiTaskClassifier(BackboneClassifier):
 
         # === Layers ===
         self.backbone = backbone
-        backbone.get_layer("pooled_dense").trainable = False
+        self.preprocessor = preprocessor
         dtype = backbone.dtype_policy
         self.combiner = layer_selection.combiner(combine, len(indices), dtype=dtype)
         self.heads = {}
@@ -73,21 +88,27 @@ class MultiTaskClassifier(BackboneClassifier):
         cls_states = layer_selection.cls_states(backbone, indices)
         h = self.combiner(cls_states) if self.combiner else cls_states[0]
         outputs = {name: dense(drop(h)) for name, (drop, dense) in self.heads.items()}
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # === Config ===
         self.tasks = dict(tasks)
+        self.label_names = None
         self.layer_selection = layers
         self.layer_indices = indices
         self.combine = combine
         self.dropout = dropout
+        super().__init__(
+            inputs=inputs, outputs=outputs, freeze_backbone=freeze_backbone, **kwargs
+        )
+
+    def label_ids(self, labels):
+        # Labels come per task, as a dict of class ids.
+        return labels
 
     def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
         """Compile with per-task losses and accuracies; heads update lazily.
 
         `"auto"`: Adam at 2e-5, sparse cross-entropy on logits per task and
         accuracy per task weighted by the batch's task. Any optimizer is
-        wrapped with `LazyUpdates` on the heads unless it already is (inside
+        wrapped with `lazy_updates` on the heads unless it already is (inside
         a `LossScaleOptimizer`, its inner optimizer is wrapped).
         """
         if optimizer == "auto":
@@ -115,8 +136,10 @@ class MultiTaskClassifier(BackboneClassifier):
         return keras.Model(self.input, self.output[task], name=f"{task}_classifier")
 
     def get_config(self):
+        config = super().get_config()
+        del config["label_names"]
         return {
-            **super().get_config(),
+            **config,
             "tasks": self.tasks,
             "layers": self.layer_selection,
             "combine": self.combine,
@@ -125,7 +148,7 @@ class MultiTaskClassifier(BackboneClassifier):
 
 
 def _lazy_heads(optimizer):
-    if hasattr(optimizer, "lazy_variables"):
+    if isinstance(optimizer, LazyUpdates):
         return optimizer
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         # Loss scaling stays outermost: it unscales the gradients and skips
@@ -135,4 +158,4 @@ def _lazy_heads(optimizer):
             initial_scale=optimizer.initial_scale,
             dynamic_growth_steps=optimizer.dynamic_growth_steps,
         )
-    return LazyUpdates(optimizer, [rf"(^|/)[^/]+{HEAD_SUFFIX}/"])
+    return lazy_updates(optimizer, [rf"(^|/)[^/]+{HEAD_SUFFIX}/"])

@@ -27,7 +27,8 @@ class SegmentPoolingClassifier(BackboneClassifier):
 
     Args:
         backbone: `keras_hub.models.BertBackbone`. The encoder.
-        num_classes: int. The number of classes.
+        num_classes: int or None. The number of classes; may be left out
+            when `label_names` are given.
         pooling: str. `"mean"`, `"max"` or `"attention"`. Defaults to
             `"mean"`.
         layers: int, list of ints, or `"first4"`, `"last4"`, `"all"`. The
@@ -36,16 +37,20 @@ class SegmentPoolingClassifier(BackboneClassifier):
         combine: str. How several layers combine: `"concat"`, `"mean"`,
             `"max"`. Defaults to `"concat"`.
         dropout: float. Dropout before the softmax layer. Defaults to `0.1`.
+        freeze_backbone: bool. Train only the pooler and head. Defaults to
+            `False`.
+        preprocessor: `kerasbert.ClassifierPreprocessor` with
+            `truncation="segments"`, or None. Applied to raw-string inputs
+            of `fit`, `evaluate` and `predict`.
+        label_names: list of str or None. The class names, in logit order.
 
     Examples:
     ```python
-    backbone, tokenizer = kerasbert.load_backbone("tiny")
-    preprocessor = kerasbert.ClassifierPreprocessor(
-        tokenizer, sequence_length=8, truncation="segments"
+    classifier = kerasbert.SegmentPoolingClassifier.from_preset(
+        "tiny", num_classes=2, pooling="attention", sequence_length=8
     )
-    model = kerasbert.SegmentPoolingClassifier(backbone, 2, pooling="attention")
-    features = preprocessor(["a b c d e f g h i j k l m n", "a short one"])
-    model.predict(features, verbose=0).shape  # (2, 2)
+    classifier.predict(["a b c d e f g h i j k l m n", "a short one"], verbose=0).shape
+    # (2, 2)
     ```
 
     References:
@@ -55,21 +60,31 @@ class SegmentPoolingClassifier(BackboneClassifier):
     def __init__(
         self,
         backbone,
-        num_classes,
+        num_classes=None,
         pooling="mean",
         layers=-1,
         combine="concat",
         dropout=0.1,
+        freeze_backbone=False,
+        preprocessor=None,
+        label_names=None,
         **kwargs,
     ):
         if pooling not in POOLERS:
             raise ValueError(f"`pooling` must be one of {tuple(POOLERS)}. Received: {pooling!r}")
+        num_classes = self.resolve_num_classes(num_classes, label_names)
         self.check_head_arguments(num_classes, combine)
         indices = layer_selection.resolve_layers(layers, backbone.num_layers)
+        if preprocessor is not None and not preprocessor.segmented:
+            raise ValueError(
+                "`SegmentPoolingClassifier` reads (batch, segments, length) inputs; its "
+                'preprocessor needs truncation="segments". Received: '
+                f"truncation={preprocessor.truncation!r}"
+            )
 
         # === Layers ===
         self.backbone = backbone
-        backbone.get_layer("pooled_dense").trainable = False
+        self.preprocessor = preprocessor
         dtype = backbone.dtype_policy
         states = layer_selection.cls_states(backbone, indices)
         merge = layer_selection.combiner(combine, len(indices), dtype=dtype)
@@ -92,15 +107,22 @@ class SegmentPoolingClassifier(BackboneClassifier):
         vectors, segment_mask = self.segment_encoder(inputs)
         pooled = self.pooler(vectors, mask=segment_mask)
         outputs = self.output_dense(self.output_dropout(pooled))
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
         # === Config ===
         self.num_classes = num_classes
+        self.label_names = list(label_names) if label_names is not None else None
         self.pooling = pooling
         self.layer_selection = layers
         self.layer_indices = indices
         self.combine = combine
         self.dropout = dropout
+        super().__init__(
+            inputs=inputs, outputs=outputs, freeze_backbone=freeze_backbone, **kwargs
+        )
+
+    @classmethod
+    def make_preprocessor(cls, tokenizer, **kwargs):
+        kwargs.setdefault("truncation", "segments")
+        return super().make_preprocessor(tokenizer, **kwargs)
 
     def get_config(self):
         return {

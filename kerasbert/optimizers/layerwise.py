@@ -127,8 +127,14 @@ def format_multiplier_table(table, base_learning_rate):
     return "\n".join(lines)
 
 
-class _LayerwiseDecayMixin:
-    """Per-variable learning-rate multipliers for a Keras 3 optimizer.
+class LayerwiseDecay:
+    """The base of every layer-wise-decay optimizer: per-variable
+    learning-rate multipliers for a Keras 3 optimizer.
+
+    Not built directly: `layerwise_decay(optimizer, ...)` returns an
+    optimizer of the derived class `Layerwise<OptimizerClass>`, so
+    `isinstance(optimizer, kerasbert.optimizers.LayerwiseDecay)` tells
+    whether an optimizer has layer-wise rates.
 
     Decoupled weight decay (the optimizer's `weight_decay`) is applied per
     variable with the same multiplier as its learning rate:
@@ -206,12 +212,12 @@ def layerwise_class(optimizer_class):
     Registered for Keras serialization as `kerasbert>Layerwise<ClassName>`.
     The subclasses of Keras' built-in optimizers exist as soon as kerasbert
     is imported, so saved models that use them load; for a custom optimizer
-    class, call this (or `LayerwiseDecay`) once before loading.
+    class, call this (or `layerwise_decay`) once before loading.
     """
-    return derived_class(_LayerwiseDecayMixin, optimizer_class, "Layerwise")
+    return derived_class(LayerwiseDecay, optimizer_class, "Layerwise")
 
 
-def LayerwiseDecay(
+def layerwise_decay(
     optimizer,
     decay=0.95,
     convention="paper",
@@ -248,7 +254,7 @@ def LayerwiseDecay(
     ```python
     backbone, _ = kerasbert.load_backbone("tiny")
     model = kerasbert.LayerSelectedClassifier(backbone, num_classes=2)
-    optimizer = kerasbert.LayerwiseDecay(keras.optimizers.AdamW(2e-5), decay=0.95)
+    optimizer = kerasbert.optimizers.layerwise_decay(keras.optimizers.AdamW(2e-5), decay=0.95)
     model.compile(optimizer=optimizer)
     ```
 
@@ -257,7 +263,7 @@ def LayerwiseDecay(
     """
     return derive(
         optimizer,
-        _LayerwiseDecayMixin,
+        LayerwiseDecay,
         "Layerwise",
         decay=decay,
         convention=convention,

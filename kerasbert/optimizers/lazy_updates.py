@@ -9,8 +9,13 @@ from kerasbert.optimizers.derived import derive
 from kerasbert.optimizers.derived import derived_class
 
 
-class _LazyUpdatesMixin:
-    """Skip the update of chosen variables whose gradient is all zeros.
+class LazyUpdates:
+    """The base of every lazy-update optimizer: skip the update of chosen
+    variables whose gradient is all zeros.
+
+    Not built directly: `lazy_updates(optimizer, lazy_variables)` returns an
+    optimizer of the derived class `Lazy<OptimizerClass>`, an instance of
+    this class.
 
     In multi-task training a batch of task A gives task B's head an exactly
     zero gradient. Keras' Adam would still move B's head by its momentum;
@@ -49,7 +54,7 @@ class _LazyUpdatesMixin:
         return config
 
 
-def LazyUpdates(optimizer, lazy_variables):
+def lazy_updates(optimizer, lazy_variables):
     """Update the matching variables only on steps that give them a gradient.
 
     Args:
@@ -59,21 +64,21 @@ def LazyUpdates(optimizer, lazy_variables):
 
     Returns:
         An optimizer of class `Lazy<OptimizerClass>` with `optimizer`'s
-        configuration. It can be wrapped further by `LayerwiseDecay`.
+        configuration. It can be wrapped further by `layerwise_decay`.
 
     Examples:
     ```python
-    optimizer = kerasbert.optimizers.LazyUpdates(
+    optimizer = kerasbert.optimizers.lazy_updates(
         keras.optimizers.Adam(2e-5), lazy_variables=[r"_logits/"]
     )
     ```
     """
-    return derive(optimizer, _LazyUpdatesMixin, "Lazy", lazy_variables=list(lazy_variables))
+    return derive(optimizer, LazyUpdates, "Lazy", lazy_variables=list(lazy_variables))
 
 
 def lazy_class(optimizer_class):
     """The `Lazy<ClassName>` subclass of a Keras optimizer class (registered)."""
-    return derived_class(_LazyUpdatesMixin, optimizer_class, "Lazy")
+    return derived_class(LazyUpdates, optimizer_class, "Lazy")
 
 
 for _optimizer_class in BUILTIN_OPTIMIZERS:

@@ -3,127 +3,41 @@
 import math
 import time
 
-import keras
-import tensorflow as tf
 from absl import logging
 
-from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
 from kerasbert.data.batching import worker_share
 from kerasbert.export import export_serving
-from kerasbert.layers import layer_selection
-from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
-from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
-from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
-from kerasbert.optimizers.layerwise import LAYER_NORM_AND_BIAS
-from kerasbert.optimizers.layerwise import LayerwiseDecay
-from kerasbert.optimizers.layerwise import format_multiplier_table
-from kerasbert.optimizers.layerwise import layerwise_multipliers
-from kerasbert.optimizers.schedules import SlantedTriangular
-from kerasbert.optimizers.schedules import WarmupLinearDecay
-from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
+from kerasbert.models.backbone_classifier import BackboneClassifier
+from kerasbert.models.build_classifier import CLASSIFIERS
+from kerasbert.models.build_classifier import build_classifier
+from kerasbert.optimizers.paper_optimizer import SCHEDULES
+from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.text.vocabulary_coverage import unknown_piece_rate
 from kerasbert.text.vocabulary_coverage import texts_without_word_pieces
 from kerasbert.training import arguments
-from kerasbert.training.distribute import is_chief
-from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import array_identity
+from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.fingerprint import result_settings
 from kerasbert.training.precision import check_precision
-from kerasbert.training.precision import with_loss_scaling
-from kerasbert.training.run_directory import RunDirectory
-from kerasbert.training.run_directory import read_json
 from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
-from kerasbert.training.training_loop import TrainingLoop
+from kerasbert.training.training_run import TrainingRun
 
-METRICS_FILE = "metrics.json"
+PRESET_DIR = "preset"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
 RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
 # Settings that do not change the result, or that the data identity already
 # covers (the backbone, by path and files): a rerun may change them freely.
 RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
-CLASSIFIERS = ("cls", "feature_bilstm")
+# Arguments that shape the classifier `fine_tune` builds; a classifier passed
+# in brings its own.
+MODEL_ARGUMENTS = {
+    "sequence_length": 512, "truncation": "head", "head_length": 128, "segment_pooling": "mean",
+    "max_segments": None, "segment_stride": 0, "classifier": "cls", "layers": -1,
+    "combine": "concat", "dropout": 0.1, "freeze_backbone": False, "mixed_precision": None,
+}
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
-SCHEDULES = ("warmup_linear", "slanted_triangular")
-
-
-def build_optimizer(
-    model, learning_rate, total_steps, warmup_proportion=0.1, schedule="warmup_linear",
-    layer_decay=1.0, layer_decay_convention="paper", weight_decay=0.0,
-):
-    """Adam(W) with the paper's schedule and optional layer-wise decay.
-
-    Adam with β1 0.9, β2 0.999 and BERT's ε 1e-6; AdamW when `weight_decay`
-    > 0 (LayerNorm and bias variables excluded). With `layer_decay` < 1 the
-    optimizer is wrapped by `LayerwiseDecay` and the effective rate per layer
-    group is logged.
-    """
-    if schedule == "warmup_linear":
-        rate = WarmupLinearDecay(learning_rate, total_steps, warmup_proportion)
-    elif schedule == "slanted_triangular":
-        rate = SlantedTriangular(learning_rate, total_steps, cut_fraction=warmup_proportion)
-    else:
-        raise ValueError(f"`schedule` must be one of {SCHEDULES}. Received: {schedule!r}")
-    if weight_decay > 0:
-        optimizer = keras.optimizers.AdamW(rate, weight_decay=weight_decay, epsilon=1e-6)
-    else:
-        optimizer = keras.optimizers.Adam(rate, epsilon=1e-6)
-    if layer_decay == 1.0:
-        if weight_decay > 0:
-            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        return optimizer
-    optimizer = LayerwiseDecay(
-        optimizer, decay=layer_decay, convention=layer_decay_convention,
-        weight_decay_exclusions=LAYER_NORM_AND_BIAS if weight_decay > 0 else None,
-    )
-    table = layerwise_multipliers(model, layer_decay, layer_decay_convention)
-    logging.info(
-        "Layer-wise learning rates (ξ=%s, %s convention, peak lr %s):\n%s",
-        layer_decay, layer_decay_convention, learning_rate,
-        format_multiplier_table(table, learning_rate),
-    )
-    return optimizer
-
-
-def _build_classifier(
-    backbone, train, classifier, sequence_length, truncation, head_length, max_segments,
-    segment_stride, segment_pooling, layers, combine, dropout, freeze_backbone, mixed_precision,
-):
-    backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-    preprocessor = ClassifierPreprocessor(
-        tokenizer, sequence_length=sequence_length, truncation=truncation,
-        head_length=head_length, max_segments=max_segments, stride=segment_stride,
-    )
-    if classifier == "feature_bilstm":
-        if preprocessor.segmented:
-            raise ValueError(
-                '`classifier="feature_bilstm"` reads one sequence per text; it does not '
-                'support `truncation="segments"`.'
-            )
-        indexes = layer_selection.resolve_layers(layers, backbone_model.num_layers)
-        if len(indexes) != 1:
-            raise ValueError(
-                '`classifier="feature_bilstm"` reads the states of one layer. '
-                f"Received: layers={layers!r}"
-            )
-        (layer,) = indexes
-        model = FeatureBiLSTMClassifier(
-            backbone_model, num_classes=len(train.label_names), layer=layer, dropout=dropout,
-        )
-    elif preprocessor.segmented:
-        backbone_model.trainable = not freeze_backbone
-        model = SegmentPoolingClassifier(
-            backbone_model, num_classes=len(train.label_names), pooling=segment_pooling,
-            layers=layers, combine=combine, dropout=dropout,
-        )
-    else:
-        model = LayerSelectedClassifier(
-            backbone_model, num_classes=len(train.label_names), layers=layers,
-            combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
-        )
-    return model, preprocessor
 
 
 def fine_tune(
@@ -182,9 +96,10 @@ def fine_tune(
     `output_dir` receives `run.json`, `metrics.json` (the settings, per-epoch metrics,
     the best epoch, validation and test accuracy and error, and the share of
     training word pieces that are [UNK], logged as a warning above 5 %), `history.csv`,
-    TensorBoard `logs/`, `checkpoints/`, `model.keras`, `label_names.json`,
-    `preset/` (the fine-tuned encoder with its tokenizer and preprocessor),
-    and, with `export`, a raw-text SavedModel in `saved_model/`.
+    TensorBoard `logs/`, `checkpoints/`, `preset/` (the whole fine-tuned
+    classifier: encoder, head, preprocessor and label names, which
+    `kerasbert.load_classifier(output_dir)` loads back), and, with `export`,
+    a raw-text SavedModel in `saved_model/`.
 
     An epoch is `ceil(len(train) / batch_size)` steps drawn from an endlessly
     reshuffled stream of the training set: bucketing makes the number of
@@ -192,7 +107,13 @@ def fine_tune(
     schedule's length exact and gives every step a fixed input position.
 
     Args:
-        backbone: str. A spec for `kerasbert.load_backbone`.
+        backbone: str, a spec for `kerasbert.load_backbone` (the classifier
+            is then built from the model arguments below by
+            `kerasbert.build_classifier`), or an already-built kerasbert
+            classifier with a `ClassifierPreprocessor` (built inside
+            `strategy.scope()` when a strategy is given); it brings its own
+            model settings, so the arguments from `sequence_length` to
+            `freeze_backbone`, and `mixed_precision`, stay at their defaults.
         train: `kerasbert.LabeledTexts`. Training examples.
         output_dir: str. Where everything is written.
         validation: `kerasbert.LabeledTexts` or None. Used to pick the best
@@ -262,37 +183,53 @@ def fine_tune(
         NonFiniteLossError: the loss became NaN or infinite.
     """
     settings = {k: v for k, v in locals().items() if k not in RUN_INPUTS}
+    built = isinstance(backbone, BackboneClassifier)
+    if built:
+        check_built_classifier(backbone, settings, train)
+        settings["backbone"] = f"a built {type(backbone).__name__}"
+        settings["classifier_config"] = _described_config(backbone)
     check_fine_tune_arguments(settings, train, validation, test)
-    strategy = strategy or tf.distribute.get_strategy()
     data = {
         "train": labeled_texts_identity(train),
         "validation": labeled_texts_identity(validation),
         "test": labeled_texts_identity(test),
-        "backbone": path_identity(backbone),
+        "backbone": (array_identity(backbone.get_weights()) if built
+                     else path_identity(backbone)),
         "head_weights": array_identity(head_weights),
     }
-    fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
-    with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
-                      chief=is_chief(strategy)) as run:
-        if run.finished and (run.done("exported") or not export):
-            return read_json(run.file(METRICS_FILE))
-        keras.utils.set_random_seed(seed)
-        with strategy.scope():
-            model, preprocessor = _build_classifier(
-                backbone, train, classifier, sequence_length, truncation, head_length,
-                max_segments, segment_stride, segment_pooling, layers, combine, dropout,
-                freeze_backbone, mixed_precision,
+    with TrainingRun(output_dir, settings, data, result_neutral=RESULT_NEUTRAL,
+                     strategy=strategy, seed=seed, overwrite=overwrite) as run:
+        finished = run.finished_metrics(*(("exported",) if export else ()))
+        if finished is not None:
+            return finished
+        steps_per_epoch = math.ceil(len(train) / batch_size)
+
+        def build_model():
+            if built:
+                return backbone
+            return build_classifier(
+                backbone, train.label_names, classifier=classifier,
+                sequence_length=sequence_length, truncation=truncation,
+                head_length=head_length, max_segments=max_segments,
+                segment_stride=segment_stride, segment_pooling=segment_pooling, layers=layers,
+                combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
+                mixed_precision=mixed_precision,
             )
-            if head_weights is not None:
-                model.get_layer("logits").set_weights(head_weights)
-            steps_per_epoch = math.ceil(len(train) / batch_size)
-            optimizer = build_optimizer(
+
+        model = run.build(
+            build_model,
+            lambda model: build_optimizer(
                 model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
                 schedule, layer_decay, layer_decay_convention, weight_decay,
-            )
-            optimizer = with_loss_scaling(optimizer, mixed_precision)
-            model.compile(optimizer=optimizer)
-        arguments.sequence_length_fits(sequence_length, model.backbone)
+            ),
+            mixed_precision or (_mixed_policy(backbone) if built else None),
+        )
+        if model.label_names is None:
+            model.label_names = list(train.label_names)
+        if head_weights is not None:
+            model.get_layer("logits").set_weights(head_weights)
+        preprocessor = model.preprocessor
+        arguments.sequence_length_fits(preprocessor.sequence_length, model.backbone)
         for split in (train, validation, test):
             check_word_pieces(preprocessor.tokenizer, split)
         unknown_rate = unknown_piece_rate(preprocessor.tokenizer, train.texts)
@@ -312,69 +249,90 @@ def fine_tune(
                 seed=seed, bucket=training, pad_to_boundaries=jit_compile,
             )
 
-        monitor = "val_accuracy" if validation is not None else None
-        loop = TrainingLoop(
-            model, run.path, steps_per_epoch=steps_per_epoch, epochs=epochs,
-            strategy=strategy, monitor=monitor, checkpoint_every_steps=checkpoint_every_steps,
-            jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
-            verbose=verbose,
-        )
         # An epoch is `steps_per_epoch` steps of an endlessly reshuffled
         # stream: bucketing makes one pass's batch count vary a little, and a
         # fixed epoch length keeps the schedule's length exact. A finished
         # training only restores its final state (optimizer included).
-        started = time.time()
-        history = loop.fit(
+        monitor = "val_accuracy" if validation is not None else None
+        loop, trained = run.train(
+            model,
             lambda context=None: batches(train, True, context).repeat(),
             (lambda: batches(validation, False)) if validation is not None else None,
+            steps_per_epoch=steps_per_epoch, epochs=epochs, monitor=monitor,
+            checkpoint_every_steps=checkpoint_every_steps, jit_compile=jit_compile,
+            per_worker_input=per_worker_input, callbacks=callbacks, verbose=verbose,
         )
-        if not run.done("trained"):
-            run.finish("trained", {
-                "history": history, "best": loop.best, "train_seconds": time.time() - started,
-                "resumed_from_step": loop.resumed_from_step,
-            })
-        trained = run.result("trained")
         loop.restore_best()
-        if test is not None and not run.done("tested"):
+        directory = run.directory
+        if test is not None and not directory.done("tested"):
             started = time.time()
             result = loop.evaluate(batches(test, False))
-            run.finish("tested", {
+            directory.finish("tested", {
                 "accuracy": result["accuracy"], "error": 1.0 - result["accuracy"],
                 "loss": result["loss"], "examples": len(test),
                 "seconds": time.time() - started,
             })
-        if not run.done("saved"):
-            with run.atomic("model.keras") as path:
-                model.save(path)
-            # The fine-tuned encoder, tokenizer and preprocessor as a keras-hub
-            # preset: `load_backbone` and `ClassifierPreprocessor.from_preset` read it.
-            with run.atomic("preset") as path:
-                model.backbone.save_to_preset(path)
-                preprocessor.save_to_preset(path)
-            run.write_json("label_names.json", train.label_names)
-            run.finish("saved")
-        if export and not run.done("exported"):
-            with run.atomic("saved_model") as path:
+        # The whole fine-tuned classifier (encoder, head, preprocessor, label
+        # names): `kerasbert.load_classifier` and `<Class>.from_preset` read
+        # it, and `load_backbone` reads its encoder.
+        run.save_preset("saved", PRESET_DIR, model)
+        if export and not directory.done("exported"):
+            with directory.atomic("saved_model") as path:
                 export_serving(model, preprocessor, path, train.label_names)
-            run.finish("exported")
+            directory.finish("exported")
 
         history = trained["history"]
         for epoch in history:
             if "val_accuracy" in epoch:
                 epoch["val_error"] = 1.0 - epoch["val_accuracy"]
-        metrics = {"settings": settings, "label_names": train.label_names, "epochs": history,
+        metrics = {"label_names": train.label_names, "epochs": history,
                    "unknown_piece_rate": unknown_rate}
         if monitor:
             best = trained["best"]
             metrics["best_epoch"] = best["epoch"]
             metrics["validation"] = {"accuracy": best["value"], "error": 1.0 - best["value"]}
         if test is not None:
-            metrics["test"] = run.result("tested")
+            metrics["test"] = directory.result("tested")
         metrics["train_seconds"] = trained["train_seconds"]
         metrics["resumed_from_step"] = trained["resumed_from_step"]
-        metrics = run.write_json(METRICS_FILE, metrics)
-        run.finish("metrics")
-        return metrics
+        return run.write_metrics(metrics)
+
+
+def check_built_classifier(model, settings, train):
+    """Raise when a classifier passed to `fine_tune` cannot be trained as given."""
+    shaped = sorted(name for name, default in MODEL_ARGUMENTS.items()
+                    if settings[name] != default)
+    if shaped:
+        raise ValueError(
+            f"`fine_tune` was given a built {type(model).__name__}, which brings its own "
+            f"model settings; do not also pass {', '.join(shaped)}."
+        )
+    if model.preprocessor is None:
+        raise ValueError(
+            f"The {type(model).__name__} given to `fine_tune` has no preprocessor; build it "
+            "with preprocessor=ClassifierPreprocessor(...) or with from_preset."
+        )
+    if model.label_names is not None and list(model.label_names) != list(train.label_names):
+        raise ValueError(
+            f"The classifier's label_names {model.label_names} differ from the training "
+            f"data's {train.label_names}."
+        )
+    if model.num_classes != len(train.label_names):
+        raise ValueError(
+            f"The classifier has {model.num_classes} classes; the training data has "
+            f"{len(train.label_names)}: {train.label_names}."
+        )
+
+
+def _mixed_policy(model):
+    name = model.backbone.dtype_policy.name
+    return name if name.startswith("mixed_") else None
+
+
+def _described_config(model):
+    config = model.get_config()
+    return {k: v for k, v in config.items()
+            if k not in ("backbone", "preprocessor", "name", "trainable")}
 
 
 def check_fine_tune_arguments(settings, train, validation, test):

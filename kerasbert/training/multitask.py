@@ -2,13 +2,11 @@
 
 import dataclasses
 import math
-import time
 
-import keras
-import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
+from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.data.batching import worker_share
 from kerasbert.data.task_sampling import concatenate_task_batches
 from kerasbert.data.task_sampling import mix_task_batches
@@ -18,26 +16,20 @@ from kerasbert.models.multi_task_classifier import MultiTaskClassifier
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training import arguments
 from kerasbert.training.distribute import barrier
-from kerasbert.training.distribute import is_chief
-from kerasbert.training.fine_tuning import build_optimizer
 from kerasbert.training.fine_tuning import check_word_pieces
 from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.fingerprint import result_settings
 from kerasbert.training.precision import check_precision
-from kerasbert.training.precision import with_loss_scaling
-from kerasbert.training.run_directory import RunDirectory
-from kerasbert.training.run_directory import read_json
+from kerasbert.training.training_run import TrainingRun
 from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
-from kerasbert.training.training_loop import TrainingLoop
 
 # Settings that do not change the result: a rerun may change them freely.
 RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
 
 
 @dataclasses.dataclass
-class Task:
+class TaskData:
     """One task of a multi-task run.
 
     Attributes:
@@ -109,7 +101,7 @@ def multitask_fine_tune(
 
     Args:
         backbone: str. A spec for `kerasbert.load_backbone`.
-        tasks: dict. Task name → `Task`.
+        tasks: dict. Task name → `TaskData`.
         output_dir: str. Where everything goes.
         sampling, alpha: see `kerasbert.data.task_sampling.task_weights`.
         layers, combine, dropout: see `MultiTaskClassifier`.
@@ -140,33 +132,38 @@ def multitask_fine_tune(
         for name, task in tasks.items()
     }
     check_multitask_arguments(settings, tasks)
-    strategy = strategy or tf.distribute.get_strategy()
     data = {
         name: {split: labeled_texts_identity(getattr(task, split))
                for split in ("train", "validation", "test")}
         for name, task in tasks.items()
     }
     data["backbone"] = path_identity(backbone)
-    fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
-    with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
-                      chief=is_chief(strategy)) as run:
-        if run.finished and (not export or all(run.done(f"exported_{n}") for n in tasks)):
-            return read_json(run.file("metrics.json"))
-        keras.utils.set_random_seed(seed)
+    with TrainingRun(output_dir, settings, data, result_neutral=RESULT_NEUTRAL,
+                     strategy=strategy, seed=seed, overwrite=overwrite) as run:
+        finished = run.finished_metrics(*(f"exported_{n}" for n in tasks) if export else ())
+        if finished is not None:
+            return finished
+        strategy = run.strategy
         steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
-        with strategy.scope():
+        backbone_model, tokenizer = None, None
+
+        def build_model():
+            nonlocal backbone_model, tokenizer
             backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-            model = MultiTaskClassifier(
+            return MultiTaskClassifier(
                 backbone_model,
                 {name: len(task.train.label_names) for name, task in tasks.items()},
                 layers=layers, combine=combine, dropout=dropout,
             )
-            optimizer = build_optimizer(
+
+        model = run.build(
+            build_model,
+            lambda model: build_optimizer(
                 model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
                 layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
-            )
-            optimizer = with_loss_scaling(optimizer, mixed_precision)
-            model.compile(optimizer=optimizer)
+            ),
+            mixed_precision,
+        )
         for task in tasks.values():
             arguments.sequence_length_fits(task.sequence_length, backbone_model)
             for split in (task.train, task.validation, task.test):
@@ -204,19 +201,15 @@ def multitask_fine_tune(
                 all_tasks=list(tasks),
             )
 
-        loop = TrainingLoop(
-            model, run.file("joint"), steps_per_epoch=steps_per_epoch, epochs=epochs,
-            strategy=strategy, checkpoint_every_steps=checkpoint_every_steps,
+        loop, joint_trained = run.train(
+            model, train_stream, validation_stream if validation else None,
+            steps_per_epoch=steps_per_epoch, epochs=epochs, stage="joint_trained",
+            directory=run.directory.file("joint"), checkpoint_every_steps=checkpoint_every_steps,
             jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
             verbose=verbose,
         )
-        started = time.time()
-        history = loop.fit(train_stream, validation_stream if validation else None)
-        if not run.done("joint_trained"):
-            run.finish("joint_trained", {"history": history,
-                                         "train_seconds": time.time() - started,
-                                         "resumed_from_step": loop.resumed_from_step})
-        if not run.done("joint_evaluated"):
+        directory = run.directory
+        if not directory.done("joint_evaluated"):
             joint = {}
             for name, task in tasks.items():
                 results = {}
@@ -227,26 +220,22 @@ def multitask_fine_tune(
                         accuracy = evaluated[f"{name}_accuracy"]
                         results[split] = {"accuracy": accuracy, "error": 1 - accuracy}
                 joint[name] = results
-            run.finish("joint_evaluated", joint)
+            directory.finish("joint_evaluated", joint)
         for name, task in tasks.items():
-            if export and not run.done(f"exported_{name}"):
-                with run.atomic(f"saved_model_{name}") as path:
+            if export and not directory.done(f"exported_{name}"):
+                with directory.atomic(f"saved_model_{name}") as path:
                     export_serving(model.task_model(name), preprocessors[name], path,
                                    task.train.label_names)
-                run.finish(f"exported_{name}")
-        shared_dir = run.file("shared_backbone")
-        if not run.done("shared_backbone"):
-            with run.atomic("shared_backbone") as path:
-                backbone_model.save_to_preset(path)
-                tokenizer.save_to_preset(path)
-            run.finish("shared_backbone")
+                directory.finish(f"exported_{name}")
+        shared_dir = directory.file("shared_backbone")
+        run.save_preset("shared_backbone", "shared_backbone", backbone_model, tokenizer)
         barrier(strategy)  # the chief's shared_backbone is complete before workers read it
         finetuned = {}
         if then_finetune:
             for name, task in tasks.items():
                 # A run directory of its own: resumes and finishes by itself.
                 result = fine_tune(
-                    shared_dir, task.train, run.file(f"finetuned_{name}"),
+                    shared_dir, task.train, directory.file(f"finetuned_{name}"),
                     validation=task.validation, test=task.test,
                     sequence_length=task.sequence_length, truncation=task.truncation,
                     head_length=task.head_length, layers=layers, combine=combine,
@@ -264,18 +253,13 @@ def multitask_fine_tune(
                     k: result[k] for k in ("validation", "test", "best_epoch", "train_seconds")
                     if k in result
                 }
-        joint_trained = run.result("joint_trained")
-        metrics = {
-            "settings": settings,
+        return run.write_metrics({
             "task_weights": weights,
             "joint_train_seconds": joint_trained["train_seconds"],
             "joint_epochs": joint_trained["history"],
-            "joint": run.result("joint_evaluated"),
+            "joint": directory.result("joint_evaluated"),
             "finetuned": finetuned,
-        }
-        metrics = run.write_json("metrics.json", metrics)
-        run.finish("metrics")
-        return metrics
+        })
 
 
 def check_multitask_arguments(settings, tasks):

@@ -1,6 +1,5 @@
 """Further pre-training: masked LM (+ NSP) on a text corpus, resumable."""
 
-import time
 
 import keras
 import keras_hub
@@ -13,14 +12,9 @@ from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
 from kerasbert.training import arguments
-from kerasbert.training.distribute import is_chief
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.fingerprint import result_settings
 from kerasbert.training.precision import check_precision
-from kerasbert.training.precision import with_loss_scaling
-from kerasbert.training.run_directory import RunDirectory
-from kerasbert.training.run_directory import read_json
-from kerasbert.training.training_loop import TrainingLoop
+from kerasbert.training.training_run import TrainingRun
 
 # Settings that do not change the result: a rerun may change them freely.
 RESULT_NEUTRAL = ("output_dir", "backbone", "sources", "keep_checkpoints", "overwrite", "verbose")
@@ -188,25 +182,29 @@ def further_pretrain(
     """
     settings = {k: v for k, v in locals().items() if k not in ("callbacks", "strategy")}
     check_pretraining_arguments(settings)
-    strategy = strategy or tf.distribute.get_strategy()
     data = {
         "sources": [[path_identity(spec), weight] for spec, weight in sources],
         "backbone": path_identity(backbone),
     }
-    fingerprint = result_settings({**settings, "strategy": strategy}, RESULT_NEUTRAL)
-    with RunDirectory(output_dir, fingerprint, data, overwrite=overwrite,
-                      chief=is_chief(strategy)) as run:
-        if run.finished:
-            return read_json(run.file("metrics.json"))
-        keras.utils.set_random_seed(seed)
-        with strategy.scope():
+    with TrainingRun(output_dir, settings, data, result_neutral=RESULT_NEUTRAL,
+                     strategy=strategy, seed=seed, overwrite=overwrite) as run:
+        finished = run.finished_metrics()
+        if finished is not None:
+            return finished
+        backbone_model, tokenizer = None, None
+
+        def build_model():
+            nonlocal backbone_model, tokenizer
             backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-            model = MaskedLMPretrainer(backbone_model, nsp=nsp)
+            return MaskedLMPretrainer(backbone_model, nsp=nsp)
+
+        def build_pretraining_optimizer(model):
             schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
             optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
             optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-            optimizer = with_loss_scaling(optimizer, mixed_precision)
-            model.compile(optimizer=optimizer)
+            return optimizer
+
+        model = run.build(build_model, build_pretraining_optimizer, mixed_precision)
         arguments.sequence_length_fits(sequence_length, backbone_model)
         model_inputs = masked_lm_inputs(
             tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
@@ -231,39 +229,22 @@ def further_pretrain(
             batches = batches.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
             return batches.prefetch(tf.data.AUTOTUNE)
 
-        loop = TrainingLoop(
-            model, run.path, steps_per_epoch=checkpoint_every,
-            epochs=steps // checkpoint_every, strategy=strategy,
-            checkpoint_every_steps=checkpoint_every, keep_checkpoints=keep_checkpoints,
-            jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
-            verbose=verbose,
+        # A finished training only restores its state.
+        _, trained = run.train(
+            model, train_stream, steps_per_epoch=checkpoint_every,
+            epochs=steps // checkpoint_every, checkpoint_every_steps=checkpoint_every,
+            keep_checkpoints=keep_checkpoints, jit_compile=jit_compile,
+            per_worker_input=per_worker_input, callbacks=callbacks, verbose=verbose,
         )
-        started = time.time()
-        history = loop.fit(train_stream)  # a finished training only restores its state
-        if not run.done("trained"):
-            run.finish("trained", {
-                "history": [{"step": row["epoch"] * checkpoint_every,
-                             **{k: v for k, v in row.items() if k != "epoch"}}
-                            for row in history],
-                "resumed_from_step": loop.resumed_from_step,
-                "seconds_this_run": time.time() - started,
-            })
-        if not run.done("exported"):
-            with run.atomic("backbone") as path:
-                backbone_model.save_to_preset(path)
-                tokenizer.save_to_preset(path)
-            run.finish("exported")
-        trained = run.result("trained")
-        metrics = {
-            "settings": settings,
+        run.save_preset("exported", "backbone", backbone_model, tokenizer)
+        return run.write_metrics({
             "resumed_from_step": trained["resumed_from_step"],
             "final_step": steps,
-            "history": trained["history"],
-            "seconds_this_run": trained["seconds_this_run"],
-        }
-        metrics = run.write_json("metrics.json", metrics)
-        run.finish("metrics")
-        return metrics
+            "history": [{"step": row["epoch"] * checkpoint_every,
+                         **{k: v for k, v in row.items() if k != "epoch"}}
+                        for row in trained["history"]],
+            "train_seconds": trained["train_seconds"],
+        })
 
 
 def check_pretraining_arguments(settings):

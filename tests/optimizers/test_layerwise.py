@@ -61,7 +61,7 @@ def test_overrides_first_match_wins():
 
 def test_sgd_step_is_lr_times_multiplier_times_gradient(tiny):
     model, features = tiny_model_and_batch(tiny)
-    optimizer = kerasbert.LayerwiseDecay(keras.optimizers.SGD(0.1), decay=0.5)
+    optimizer = kerasbert.layerwise_decay(keras.optimizers.SGD(0.1), decay=0.5)
     before = [v.numpy().copy() for v in model.trainable_variables]
     grads = gradients(model, features)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -76,7 +76,7 @@ def test_sgd_step_is_lr_times_multiplier_times_gradient(tiny):
 def test_adam_first_step_sizes_differ_by_xi_between_layers(tiny):
     model, features = tiny_model_and_batch(tiny)
     xi, lr = 0.8, 1e-3
-    optimizer = kerasbert.LayerwiseDecay(keras.optimizers.Adam(lr, epsilon=1e-12), decay=xi)
+    optimizer = kerasbert.layerwise_decay(keras.optimizers.Adam(lr, epsilon=1e-12), decay=xi)
     name = "self_attention_layer/query/kernel"
     lower = model.get_layer("transformer_layer_0")._self_attention_layer._query_dense.kernel
     upper = model.get_layer("transformer_layer_1")._self_attention_layer._query_dense.kernel
@@ -93,7 +93,7 @@ def test_adam_first_step_sizes_differ_by_xi_between_layers(tiny):
 def test_weight_decay_scales_with_layer_rate_and_respects_exclusions(tiny):
     model, _ = tiny_model_and_batch(tiny)
     lr, wd, xi = 0.1, 0.5, 0.5
-    optimizer = kerasbert.LayerwiseDecay(
+    optimizer = kerasbert.layerwise_decay(
         keras.optimizers.SGD(lr, weight_decay=wd), decay=xi,
         weight_decay_exclusions=layerwise.LAYER_NORM_AND_BIAS,
     )
@@ -110,7 +110,7 @@ def test_weight_decay_scales_with_layer_rate_and_respects_exclusions(tiny):
 
 def test_keeps_optimizer_configuration_and_serializes():
     schedule = kerasbert.schedules.WarmupLinearDecay(2e-5, 100)
-    optimizer = kerasbert.LayerwiseDecay(
+    optimizer = kerasbert.layerwise_decay(
         keras.optimizers.AdamW(schedule, beta_2=0.98, weight_decay=0.01, global_clipnorm=1.0),
         decay=0.9, convention="official_code", multipliers={"logits": 2.0},
     )
@@ -126,18 +126,18 @@ def test_keeps_optimizer_configuration_and_serializes():
 
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="decay"):
-        kerasbert.LayerwiseDecay(keras.optimizers.SGD(), decay=1.5)
+        kerasbert.layerwise_decay(keras.optimizers.SGD(), decay=1.5)
     with pytest.raises(ValueError, match="convention"):
-        kerasbert.LayerwiseDecay(keras.optimizers.SGD(), convention="mine")
+        kerasbert.layerwise_decay(keras.optimizers.SGD(), convention="mine")
     with pytest.raises(ValueError, match="optimizer instance"):
-        kerasbert.LayerwiseDecay("adam")
+        kerasbert.layerwise_decay("adam")
 
 
 @pytest.mark.slow
 def test_fit_and_keras_saving_round_trip_with_optimizer_state(tmp_path):
     keras.utils.set_random_seed(4)
     model, features = tiny_model_and_batch(tiny_backbone_and_tokenizer(dropout=0.0))
-    model.compile(optimizer=kerasbert.LayerwiseDecay(keras.optimizers.AdamW(3e-3), decay=0.9))
+    model.compile(optimizer=kerasbert.layerwise_decay(keras.optimizers.AdamW(3e-3), decay=0.9))
     loss_before = model.evaluate(features, LABELS, verbose=0)[0]
     model.fit(features, LABELS, epochs=3, verbose=0)
     assert model.evaluate(features, LABELS, verbose=0)[0] < loss_before
@@ -164,7 +164,7 @@ def test_mixed_float16_with_loss_scaling_and_clipping(tiny):
         backbone, tokenizer = kerasbert.load_backbone("tiny")
         model = kerasbert.LayerSelectedClassifier(backbone, 2)
         features = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)(TEXTS)
-        model.compile(optimizer=kerasbert.LayerwiseDecay(
+        model.compile(optimizer=kerasbert.layerwise_decay(
             keras.optimizers.AdamW(1e-3, global_clipnorm=1.0), decay=0.9
         ))
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -187,7 +187,7 @@ def train(strategy):
         backbone, tokenizer = tiny_backbone_and_tokenizer(dropout=0.0)
         model = kerasbert.LayerSelectedClassifier(backbone, 2, dropout=0.0)
         # SGD: Adam's sign-like first step would amplify float noise.
-        model.compile(optimizer=kerasbert.LayerwiseDecay(keras.optimizers.SGD(0.5), decay=0.8))
+        model.compile(optimizer=kerasbert.layerwise_decay(keras.optimizers.SGD(0.5), decay=0.8))
     pre = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)
     texts = ["who was galileo ?", "what is an atom ?", "where is aspen ?", "name a city"]
     data = tf.data.Dataset.from_tensor_slices((pre(texts), np.array([0, 1, 0, 1]))).batch(4)

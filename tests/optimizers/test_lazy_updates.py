@@ -8,7 +8,7 @@ import kerasbert
 def test_lazy_variable_stays_put_on_zero_gradient_steps():
     a = keras.Variable(np.ones(3, "float32"), name="a")
     b = keras.Variable(np.ones(3, "float32"), name="b")
-    optimizer = kerasbert.optimizers.LazyUpdates(keras.optimizers.Adam(0.1), [r"^b$"])
+    optimizer = kerasbert.optimizers.lazy_updates(keras.optimizers.Adam(0.1), [r"^b$"])
     optimizer.build([a, b])
     g = tf.constant([1.0, -2.0, 3.0])
     optimizer.apply([g, g], [a, b])  # both move; Adam now has momentum
@@ -16,7 +16,7 @@ def test_lazy_variable_stays_put_on_zero_gradient_steps():
     zero = tf.zeros(3)
     optimizer.apply([g, zero], [a, b])
     np.testing.assert_array_equal(b.numpy(), b_after_first)  # lazy: no momentum step
-    eager = kerasbert.optimizers.LazyUpdates(keras.optimizers.Adam(0.1), [])
+    eager = kerasbert.optimizers.lazy_updates(keras.optimizers.Adam(0.1), [])
     c = keras.Variable(np.ones(3, "float32"), name="c")
     eager.build([c])
     eager.apply([g], [c])
@@ -25,8 +25,8 @@ def test_lazy_variable_stays_put_on_zero_gradient_steps():
 
 
 def test_composes_with_layerwise_decay_and_serializes():
-    optimizer = kerasbert.LayerwiseDecay(
-        kerasbert.optimizers.LazyUpdates(keras.optimizers.Adam(1e-3), [r"_logits/"]), decay=0.9
+    optimizer = kerasbert.layerwise_decay(
+        kerasbert.optimizers.lazy_updates(keras.optimizers.Adam(1e-3), [r"_logits/"]), decay=0.9
     )
     assert type(optimizer).__name__ == "LayerwiseLazyAdam"
     config = keras.optimizers.serialize(optimizer)

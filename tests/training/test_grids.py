@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from kerasbert.training import grid_reports
-from kerasbert.training import grids
+from kerasbert.reproduction import reports as grid_reports
+from kerasbert.reproduction import grids
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -56,8 +56,8 @@ class Probe(keras.callbacks.Callback):
 kerasbert.fine_tune(preset, texts(80, 0), output_dir, validation=texts(16, 1),
                     test=texts(16, 2), strategy=strategy, callbacks=[Probe()], **FINE_TUNE)
 if entry == "all":
-    tasks = {{"a": kerasbert.Task(texts(16, 3), texts(8, 4), sequence_length=16),
-             "b": kerasbert.Task(texts(16, 5), sequence_length=16, truncation="tail")}}
+    tasks = {{"a": kerasbert.TaskData(texts(16, 3), texts(8, 4), sequence_length=16),
+             "b": kerasbert.TaskData(texts(16, 5), sequence_length=16, truncation="tail")}}
     kerasbert.multitask_fine_tune(
         preset, tasks, output_dir + "_multitask", batch_size=8, epochs=1, learning_rate=3e-3,
         dropout=0.0, export=False, per_worker_input=True, strategy=strategy,

@@ -13,9 +13,9 @@ def tasks():
         np.array([1, 0] * 12, np.int32), ["LOC", "HUM"], "synthetic-topic",
     )
     return {
-        "sentiment": kerasbert.Task(sentiment_data(24, 0), sentiment_data(8, 1),
+        "sentiment": kerasbert.TaskData(sentiment_data(24, 0), sentiment_data(8, 1),
                                     sequence_length=16),
-        "topic": kerasbert.Task(topic, sequence_length=16, truncation="tail"),
+        "topic": kerasbert.TaskData(topic, sequence_length=16, truncation="tail"),
     }
 
 

@@ -66,7 +66,7 @@ def write_report(table, results, output_dir, command="", dataset=None):
 
     Args:
         table: int. The paper's table.
-        results: what `kerasbert.training.grids.run_grid` returned.
+        results: what `kerasbert.reproduction.grids.run_grid` returned.
         output_dir: str. The grid directory.
         command: str. The command that ran the grid, quoted in the report.
         dataset: str or None. The dataset's registry name, which picks the

@@ -10,7 +10,7 @@ directory (`kerasbert.training.run_directory`): a grid stopped and started
 again returns finished cells at once, resumes the interrupted one at its
 last step checkpoint, and refuses a cell whose directory holds other
 settings (a finished cell is reused only when its fingerprint matches).
-`kerasbert.training.grid_reports` lays the results out like the paper.
+`kerasbert.reproduction.reports` lays the results out like the paper.
 """
 
 import dataclasses
@@ -69,7 +69,7 @@ def table_cells(table, num_layers, learning_rates=(2.5e-5, 2e-5), corpora=CORPOR
 
     Example:
     ```python
-    from kerasbert.training import grids
+    from kerasbert.reproduction import grids
     [c.name for c in grids.table_cells(6, num_layers=6, corpora=("itpt",))]
     # ['feat', 'fit', 'itpt_fit']
     ```
@@ -135,7 +135,7 @@ def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=No
     Args:
         table: int. One of `TABLES`.
         backbone: str. Backbone spec.
-        tasks: dict. Task name → `kerasbert.training.multitask.Task`. Tables
+        tasks: dict. Task name → `kerasbert.training.multitask.TaskData`. Tables
             2–6 use the first task only; Table 7 runs every task.
         output_dir: str. One sub-directory per cell.
         corpora: dict or None. Corpus name (one of `CORPORA`) → a list of

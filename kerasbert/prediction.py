@@ -1,0 +1,276 @@
+"""Classify texts streamed from a file with a fine-tuned classifier, and score
+the predictions when the file has labels."""
+
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+INPUT_FORMATS = ("auto", "jsonl", "csv", "tsv", "text")
+EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+
+
+def input_format_of(path, input_format="auto"):
+    """The format of `path`: its extension under `"auto"` (`.jsonl`, `.csv`,
+    `.tsv`; anything else, and stdin `-`, is plain text)."""
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"`input_format` must be one of {INPUT_FORMATS}. Received: {input_format!r}")
+    if input_format != "auto":
+        return input_format
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower(), "text")
+
+
+def _decoded_lines(binary_file, name):
+    for number, raw in enumerate(binary_file, start=1):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line "
+                f"({raw[max(0, error.start - 10):error.start + 10]!r}). Re-encode it as UTF-8."
+            ) from None
+
+
+def read_examples(path, input_format="auto", text_fields=("text",), label_field=None,
+                  empty_text="error"):
+    """Stream `(location, text, label)` from a file or stdin, one at a time.
+
+    Memory stays flat whatever the file's size. Plain text has one text per
+    line (no labels); JSONL, CSV and TSV records join `text_fields` with a
+    space and read `label_field` when given. Every problem is a
+    `ValueError` naming `file:line`: invalid UTF-8, bad JSON, a missing
+    field, a non-string text, an empty text (unless `empty_text="keep"`), a
+    label that is not a string or an integer.
+
+    Args:
+        path: str. A file, or `"-"` for standard input.
+        input_format: str. One of `INPUT_FORMATS`.
+        text_fields: sequence of str. Fields holding the text.
+        label_field: str or None. Field holding the label.
+        empty_text: str. `"error"` or `"keep"` (classify it from [CLS] [SEP]).
+
+    Examples:
+    ```python
+    import tempfile
+    path = tempfile.mktemp(suffix=".txt")
+    open(path, "w").write("who was galileo ?\\nwhat is a tsunami ?\\n")
+    [text for _, text, _ in kerasbert.prediction.read_examples(path)]
+    # ['who was galileo ?', 'what is a tsunami ?']
+    ```
+    """
+    if empty_text not in ("error", "keep"):
+        raise ValueError(f"`empty_text` must be 'error' or 'keep'. Received: {empty_text!r}")
+    fmt = input_format_of(path, input_format)
+    name = "<stdin>" if path == "-" else path
+    if fmt == "text" and label_field:
+        raise ValueError("Plain-text input has no labels; give JSONL, CSV or TSV for --label_field.")
+    if path != "-" and not os.path.isfile(path):
+        raise FileNotFoundError(f"No input file at {path!r}.")
+    binary = sys.stdin.buffer if path == "-" else open(path, "rb")
+    try:
+        yield from _examples(_decoded_lines(binary, name), fmt, name, tuple(text_fields),
+                             label_field, empty_text)
+    finally:
+        if binary is not sys.stdin.buffer:
+            binary.close()
+
+
+def _examples(lines, fmt, name, text_fields, label_field, empty_text):
+    for number, record in _records(lines, fmt, name):
+        if fmt == "text":
+            text, label = record.rstrip("\r\n"), None
+        else:
+            missing = [f for f in (*text_fields, *([label_field] if label_field else []))
+                       if f not in record]
+            if missing:
+                raise ValueError(
+                    f"{name}:{number}: missing field(s) {missing}; the record has "
+                    f"{sorted(record)}. Choose fields with --text_fields / --label_field."
+                )
+            for field in text_fields:
+                if not isinstance(record[field], str):
+                    raise ValueError(
+                        f"{name}:{number}: field {field!r} must hold a string; it holds "
+                        f"{type(record[field]).__name__} {str(record[field])[:60]!r}."
+                    )
+            text = " ".join(record[f].strip() for f in text_fields)
+            label = record[label_field] if label_field else None
+            if label_field and (isinstance(label, bool) or not isinstance(label, (str, int))):
+                raise ValueError(
+                    f"{name}:{number}: label field {label_field!r} must hold a string or an "
+                    f"integer; it holds {type(label).__name__} {str(label)[:60]!r}."
+                )
+        if not text.strip() and empty_text == "error":
+            raise ValueError(
+                f"{name}:{number}: empty text. Fix or drop the line, or pass "
+                "--empty_text=keep to classify it from [CLS] [SEP] alone."
+            )
+        yield f"{name}:{number}", text, None if label is None else str(label)
+
+
+def _records(lines, fmt, name):
+    if fmt == "text":
+        yield from lines
+        return
+    if fmt == "jsonl":
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{name}:{number}: not valid JSON ({error}).") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{name}:{number}: expected a JSON object, got {line[:80]!r}.")
+            yield number, record
+        return
+    reader = csv.DictReader((line for _, line in lines), delimiter="," if fmt == "csv" else "\t")
+    for record in reader:
+        yield reader.line_num, record
+
+
+class Classifier:
+    """Raw texts → probabilities and labels, from any saved classifier.
+
+    Loads a `fine_tune` run directory, a directory written by
+    `save_to_preset`, or an exported raw-text SavedModel (`saved_model.pb`
+    with the `serve` signature of `kerasbert.export_serving`), and classifies
+    batches of strings through one traced function, each batch padded to its
+    longest text.
+
+    Args:
+        path: str. One of the directories above.
+
+    Examples:
+    ```python
+    import tempfile
+    model = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", label_names=["no", "yes"], sequence_length=16
+    )
+    directory = tempfile.mkdtemp()
+    model.save_to_preset(directory)
+    classifier = kerasbert.prediction.Classifier(directory)
+    probabilities, labels = classifier(["a good film"])
+    probabilities.shape, classifier.label_names  # ((1, 2), ['no', 'yes'])
+    ```
+    """
+
+    def __init__(self, path):
+        if not isinstance(path, str) or not os.path.isdir(path):
+            raise ValueError(f"--model: no directory at {path!r}.")
+        if os.path.isfile(os.path.join(path, "saved_model.pb")):
+            import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+
+            self._module = tf.saved_model.load(path)
+        else:
+            from kerasbert.export import ServingModule
+            from kerasbert.models.load_classifier import load_classifier
+
+            model = load_classifier(path)
+            if not model.label_names:
+                raise ValueError(f"The classifier in {path!r} has no label_names.")
+            self._module = ServingModule(model, model.preprocessor, model.label_names)
+        self._serve = self._module.serve
+        names = self._serve(tf.constant([""]))["label_names"][0].numpy()
+        self.label_names = [n.decode("utf-8") for n in names]
+
+    def __call__(self, texts):
+        """Probabilities `(batch, classes)` and the most probable label names."""
+        outputs = self._serve(tf.constant(list(texts), dtype=tf.string))
+        labels = np.array([n.decode("utf-8") for n in outputs["label"].numpy()], dtype=object)
+        return outputs["probabilities"].numpy(), labels
+
+
+class ConfusionMatrix:
+    """Counts of (true class, predicted class), and the scores they give.
+
+    Args:
+        label_names: list of str. The classes, in order.
+
+    Examples:
+    ```python
+    matrix = kerasbert.prediction.ConfusionMatrix(["a", "b"])
+    matrix.add(["a", "a", "b"], ["a", "b", "b"])
+    matrix.scores()["accuracy"]  # 0.666...
+    ```
+    """
+
+    def __init__(self, label_names):
+        self.label_names = list(label_names)
+        self._index = {name: i for i, name in enumerate(self.label_names)}
+        self.counts = np.zeros((len(label_names), len(label_names)), dtype=np.int64)
+
+    def add(self, true_labels, predicted_labels, locations=None):
+        for i, (true, predicted) in enumerate(zip(true_labels, predicted_labels)):
+            if true not in self._index:
+                where = f"{locations[i]}: " if locations is not None else ""
+                raise ValueError(
+                    f"{where}unknown label {true!r}; the classifier's labels are "
+                    f"{self.label_names}."
+                )
+            self.counts[self._index[true], self._index[predicted]] += 1
+
+    def scores(self):
+        """Accuracy, error, and per-class precision, recall, F1 and support."""
+        total = int(self.counts.sum())
+        correct = int(np.trace(self.counts))
+        per_class = {}
+        for i, name in enumerate(self.label_names):
+            true_positive = int(self.counts[i, i])
+            predicted = int(self.counts[:, i].sum())
+            actual = int(self.counts[i].sum())
+            precision = true_positive / predicted if predicted else 0.0
+            recall = true_positive / actual if actual else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            per_class[name] = {"precision": precision, "recall": recall, "f1": f1,
+                               "support": actual}
+        accuracy = correct / total if total else 0.0
+        return {
+            "examples": total, "accuracy": accuracy, "error": 1.0 - accuracy if total else 0.0,
+            "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+            "per_class": per_class,
+            "confusion_matrix": {"labels": self.label_names, "counts": self.counts.tolist()},
+        }
+
+    def markdown(self):
+        """The scores and the matrix as markdown tables."""
+        scores = self.scores()
+        lines = [
+            f"Examples: {scores['examples']}; accuracy {scores['accuracy']:.4f}; error "
+            f"{100 * scores['error']:.2f} %; macro F1 {scores['macro_f1']:.4f}.", "",
+            "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
+        ]
+        for name, c in scores["per_class"].items():
+            lines.append(f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | "
+                         f"{c['f1']:.4f} | {c['support']} |")
+        lines += ["", "Confusion matrix (rows: true class, columns: predicted):", "",
+                  "| true \\ predicted | " + " | ".join(self.label_names) + " |",
+                  "|---|" + "---|" * len(self.label_names)]
+        for name, row in zip(self.label_names, self.counts):
+            lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |")
+        return "\n".join(lines) + "\n"
+
+    def plot(self, path):
+        """Draw the matrix as a PNG (needs matplotlib)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+
+        size = max(4.0, 0.6 * len(self.label_names) + 2)
+        figure, axes = pyplot.subplots(figsize=(size, size))
+        axes.imshow(self.counts, cmap="Blues")
+        axes.set_xticks(range(len(self.label_names)), self.label_names, rotation=45, ha="right")
+        axes.set_yticks(range(len(self.label_names)), self.label_names)
+        axes.set_xlabel("predicted")
+        axes.set_ylabel("true")
+        threshold = self.counts.max() / 2 if self.counts.size else 0
+        for (i, j), value in np.ndenumerate(self.counts):
+            axes.text(j, i, str(value), ha="center", va="center",
+                      color="white" if value > threshold else "black")
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        pyplot.close(figure)

@@ -1,0 +1,129 @@
+"""The harness every training entry point shares, written once."""
+
+import time
+
+import keras
+import tensorflow as tf
+
+from kerasbert.training.distribute import is_chief
+from kerasbert.training.fingerprint import result_settings
+from kerasbert.training.precision import with_loss_scaling
+from kerasbert.training.run_directory import RunDirectory
+from kerasbert.training.run_directory import read_json
+from kerasbert.training.training_loop import TrainingLoop
+
+METRICS_FILE = "metrics.json"
+
+
+class TrainingRun:
+    """One run of `fine_tune`, `further_pretrain` or `multitask_fine_tune`.
+
+    Owns what the three share: the strategy (the current one by default),
+    the run directory (`RunDirectory`: lock, fingerprint of the settings
+    that change the result plus the data identity, stages, chief-only
+    writes), seeding, building and compiling the model in the strategy's
+    scope with loss scaling for `mixed_float16`, the `TrainingLoop` and its
+    `trained` stage, presets, and `metrics.json` with the recorded settings.
+
+    Args:
+        output_dir: str. The run directory.
+        settings: dict. The entry point's arguments, recorded in
+            `metrics.json`.
+        data: dict. The identity of the data read (see `fingerprint`).
+        result_neutral: sequence of str. Settings a rerun may change.
+        strategy: `tf.distribute.Strategy` or None.
+        seed: int. Seeds weights, dropout and shuffling.
+        overwrite: bool. Clear a directory that holds another run.
+
+    Examples:
+    ```python
+    import tempfile
+    with kerasbert.training.training_run.TrainingRun(
+        tempfile.mkdtemp(), {"seed": 0}, {}, result_neutral=()
+    ) as run:
+        run.write_metrics({"answer": 42})["answer"]  # 42
+    ```
+    """
+
+    def __init__(self, output_dir, settings, data, *, result_neutral, strategy=None, seed=0,
+                 overwrite=False):
+        self.settings = settings
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.seed = seed
+        fingerprint = result_settings({**settings, "strategy": self.strategy}, result_neutral)
+        self._run_directory = RunDirectory(
+            output_dir, fingerprint, data, overwrite=overwrite, chief=is_chief(self.strategy)
+        )
+        self.directory = None
+
+    def __enter__(self):
+        self.directory = self._run_directory.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self._run_directory.__exit__(*exc_info)
+
+    @property
+    def path(self):
+        return self.directory.path
+
+    def finished_metrics(self, *stages):
+        """`metrics.json` of a finished run whose `stages` are done, else None."""
+        run = self.directory
+        if run.finished and all(run.done(stage) for stage in stages):
+            return read_json(run.file(METRICS_FILE))
+        return None
+
+    def build(self, build_model, build_optimizer, mixed_precision=None):
+        """Seed, then build and compile the model in the strategy's scope.
+
+        Args:
+            build_model: callable returning the model (called in scope).
+            build_optimizer: callable taking the model, returning its
+                optimizer; wrapped with loss scaling under
+                `"mixed_float16"`.
+            mixed_precision: str or None. The run's precision policy.
+        """
+        keras.utils.set_random_seed(self.seed)
+        with self.strategy.scope():
+            model = build_model()
+            optimizer = with_loss_scaling(build_optimizer(model), mixed_precision)
+            model.compile(optimizer=optimizer)
+        return model
+
+    def train(self, model, train_stream, validation_stream=None, *, steps_per_epoch, epochs,
+              stage="trained", directory=None, **loop_arguments):
+        """Run (or resume, or restore) the training loop; finish `stage`.
+
+        Returns:
+            `(loop, trained)`: the `TrainingLoop`, holding the final state,
+            and the stage's record: `history`, `best`, `train_seconds` and
+            `resumed_from_step`.
+        """
+        loop = TrainingLoop(
+            model, directory or self.path, steps_per_epoch=steps_per_epoch, epochs=epochs,
+            strategy=self.strategy, **loop_arguments,
+        )
+        started = time.time()
+        history = loop.fit(train_stream, validation_stream)
+        if not self.directory.done(stage):
+            self.directory.finish(stage, {
+                "history": history, "best": loop.best, "train_seconds": time.time() - started,
+                "resumed_from_step": loop.resumed_from_step,
+            })
+        return loop, self.directory.result(stage)
+
+    def save_preset(self, stage, name, *savables):
+        """Write `save_to_preset` of each of `savables` into `name`, atomically."""
+        if self.directory.done(stage):
+            return
+        with self.directory.atomic(name) as path:
+            for savable in savables:
+                savable.save_to_preset(path)
+        self.directory.finish(stage)
+
+    def write_metrics(self, metrics):
+        """Write `metrics.json` (the settings first) and finish the run."""
+        metrics = self.directory.write_json(METRICS_FILE, {"settings": self.settings, **metrics})
+        self.directory.finish("metrics")
+        return metrics
