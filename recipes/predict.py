@@ -71,7 +71,7 @@ def main(argv):
     matrix = prediction.ConfusionMatrix(classifier.label_names) if FLAGS.label_field else None
     progress = keras.utils.Progbar(None, unit_name="text", stateful_metrics=["texts/s"])
     output = sys.stdout if to_stdout else open(partial, "w", encoding="utf-8")
-    started, count = time.time(), 0
+    started, count, complete = time.time(), 0, False
     try:
         for batch in batches(examples, FLAGS.batch_size):
             locations, texts, labels = zip(*batch)
@@ -86,13 +86,14 @@ def main(argv):
             count += len(batch)
             if not to_stdout:
                 progress.update(count, [("texts/s", count / (time.time() - started))])
+        if count == 0:
+            raise ValueError(f"{FLAGS.input}: no texts to classify.")
+        complete = True
     finally:
         if not to_stdout:
             output.close()
-    if count == 0:
-        if partial:
-            os.remove(partial)
-        raise ValueError(f"{FLAGS.input}: no texts to classify.")
+            if not complete:
+                os.remove(partial)  # a failed run leaves no half-written output
     if partial:
         os.replace(partial, FLAGS.output)
     seconds = time.time() - started

@@ -18,6 +18,7 @@ PUBLIC = {
     "kerasbert.optimizers": kerasbert.optimizers,
     "kerasbert.schedules": kerasbert.schedules,
     "kerasbert.text": kerasbert.text,
+    "kerasbert.prediction": kerasbert.prediction,
     "kerasbert.data.corpus": corpus,
     "kerasbert.reproduction.grids": grids,
 }
@@ -47,6 +48,6 @@ def test_docstring_example_runs(code):
 def test_public_classes_have_examples():
     documented = {p.id.split("[")[0] for p in examples()}
     for name in ("ClassifierPreprocessor", "LayerSelectedClassifier", "SegmentPoolingClassifier",
-                 "LayerwiseDecay", "MaskedLMPretrainer", "MultiTaskClassifier", "load_backbone",
-                 "load_dataset", "export_serving"):
+                 "layerwise_decay", "MaskedLMPretrainer", "MultiTaskClassifier", "load_backbone",
+                 "load_dataset", "export_serving", "build_classifier", "load_classifier"):
         assert f"kerasbert.{name}" in documented, name

@@ -31,12 +31,9 @@ def test_minilm_fine_tunes_on_trec_and_exports(tmp_path):
     assert metrics["test"]["accuracy"] > max(0.7, majority + 0.4), metrics["test"]
 
     served = serve_in_subprocess(tmp_path / "saved_model", test.texts[:8])
-    model = kerasbert.LayerSelectedClassifier.from_config(
-        {"backbone": kerasbert.load_backbone(str(tmp_path / "preset"))[0],
-         "num_classes": 6}
-    )
-    model.load_weights(str(tmp_path / "checkpoints" / "best.weights.h5"))
-    preprocessor = kerasbert.ClassifierPreprocessor.from_preset(str(tmp_path / "preset"))
-    logits = model.predict(preprocessor(test.texts[:8]), verbose=0)
+    # The run's preset is the whole fine-tuned classifier, label names included.
+    classifier = kerasbert.load_classifier(str(tmp_path))
+    assert classifier.label_names == train.label_names
+    logits = classifier.predict(test.texts[:8], verbose=0)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-4)

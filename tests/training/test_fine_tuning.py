@@ -52,9 +52,12 @@ def test_fine_tune_learns_keeps_best_epoch_and_writes_outputs(tmp_path):
     assert metrics["test"]["error"] == pytest.approx(1 - metrics["test"]["accuracy"])
     with open(tmp_path / "metrics.json") as file:
         assert json.load(file)["test"] == metrics["test"]
-    for name in ("model.keras", "history.csv", "label_names.json", "preset", "logs"):
+    for name in ("history.csv", "preset", "logs"):
         assert os.path.exists(tmp_path / name), name
-    # The preset directory reloads as a backbone and a preprocessor.
+    # The preset is the whole classifier; its encoder and preprocessor load alone too.
+    classifier = kerasbert.load_classifier(str(tmp_path))
+    assert classifier.label_names == metrics["label_names"]
+    assert classifier.predict(["good", "bad"], verbose=0).shape == (2, 2)
     backbone, _ = kerasbert.load_backbone(str(tmp_path / "preset"))
     restored = kerasbert.ClassifierPreprocessor.from_preset(str(tmp_path / "preset"))
     assert restored.sequence_length == 32 and backbone.num_layers == 2
@@ -86,7 +89,7 @@ def test_fine_tune_feature_bilstm_baseline_learns_with_a_frozen_backbone(tmp_pat
         classifier="feature_bilstm", **{**RUN, "epochs": 4},
     )
     assert metrics["test"]["accuracy"] > 0.9
-    model = keras.saving.load_model(tmp_path / "model.keras")
+    model = kerasbert.load_classifier(str(tmp_path))
     assert isinstance(model, kerasbert.FeatureBiLSTMClassifier)
     frozen, _ = kerasbert.load_backbone(str(tmp_path / "preset"))
     keras.utils.set_random_seed(RUN["seed"])  # as fine_tune did before building
@@ -104,7 +107,7 @@ def test_fine_tune_hierarchical_segments_learns(tmp_path):
     )
     # With 6 word pieces per segment, "good"/"bad" sits in the second segment.
     assert metrics["test"]["accuracy"] > 0.9
-    model = keras.saving.load_model(str(tmp_path / "model.keras"))
+    model = kerasbert.load_classifier(str(tmp_path))
     assert isinstance(model, kerasbert.SegmentPoolingClassifier)
     assert model.pooling == "attention"
 
@@ -122,7 +125,7 @@ def test_fine_tune_with_mixed_precision_or_xla_gives_finite_loss(tmp_path, optio
         **dict(RUN, epochs=1), **options,
     )
     assert np.isfinite(metrics["epochs"][0]["loss"])
-    model = keras.saving.load_model(str(tmp_path / "model.keras"))
+    model = kerasbert.load_classifier(str(tmp_path), dtype=options.get("mixed_precision"))
     expected = options.get("mixed_precision", "float32")
     assert model.backbone.dtype_policy.name == expected
     assert model.get_layer("logits").compute_dtype == "float32"
