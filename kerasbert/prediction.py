@@ -39,7 +39,7 @@ def read_examples(path, input_format="auto", text_fields=("text",), label_field=
     """Stream `(location, text, label)` from a file or stdin, one at a time.
 
     Memory stays flat whatever the file's size. Plain text has one text per
-    line (no labels); JSONL, CSV and TSV records join `text_fields` with a
+    line (no labels; blank lines are skipped, as in JSONL); JSONL, CSV and TSV records join `text_fields` with a
     space and read `label_field` when given. Every problem is a
     `ValueError` naming `file:line`: invalid UTF-8, bad JSON, a missing
     field, a non-string text, an empty text (unless `empty_text="keep"`), a
@@ -69,9 +69,13 @@ def read_examples(path, input_format="auto", text_fields=("text",), label_field=
         raise ValueError("Plain-text input has no labels; give JSONL, CSV or TSV for --label_field.")
     if path != "-" and not os.path.isfile(path):
         raise FileNotFoundError(f"No input file at {path!r}.")
+    return _stream(path, fmt, name, tuple(text_fields), label_field, empty_text)
+
+
+def _stream(path, fmt, name, text_fields, label_field, empty_text):
     binary = sys.stdin.buffer if path == "-" else open(path, "rb")
     try:
-        yield from _examples(_decoded_lines(binary, name), fmt, name, tuple(text_fields),
+        yield from _examples(_decoded_lines(binary, name), fmt, name, text_fields,
                              label_field, empty_text)
     finally:
         if binary is not sys.stdin.buffer:
@@ -88,7 +92,8 @@ def _examples(lines, fmt, name, text_fields, label_field, empty_text):
             if missing:
                 raise ValueError(
                     f"{name}:{number}: missing field(s) {missing}; the record has "
-                    f"{sorted(record)}. Choose fields with --text_fields / --label_field."
+                    f"{sorted(str(k) for k in record)}. Choose fields with --text_fields / "
+                    "--label_field."
                 )
             for field in text_fields:
                 if not isinstance(record[field], str):
@@ -113,7 +118,7 @@ def _examples(lines, fmt, name, text_fields, label_field, empty_text):
 
 def _records(lines, fmt, name):
     if fmt == "text":
-        yield from lines
+        yield from ((number, line) for number, line in lines if line.strip())
         return
     if fmt == "jsonl":
         for number, line in lines:
@@ -170,7 +175,7 @@ class Classifier:
             from kerasbert.models.load_classifier import load_classifier
 
             model = load_classifier(path)
-            if not model.label_names:
+            if not getattr(model, "label_names", None):
                 raise ValueError(f"The classifier in {path!r} has no label_names.")
             self._module = ServingModule(model, model.preprocessor, model.label_names)
         self._serve = self._module.serve

@@ -65,6 +65,8 @@ def main(argv):
         FLAGS.input, FLAGS.input_format, FLAGS.text_fields, FLAGS.label_field, FLAGS.empty_text,
     )
     to_stdout = FLAGS.output == "-"
+    if not to_stdout and os.path.isdir(FLAGS.output):
+        raise ValueError(f"--output={FLAGS.output!r} is a directory; name a file.")
     partial = None if to_stdout else FLAGS.output + ".partial"
     if partial:
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
@@ -81,6 +83,7 @@ def main(argv):
                     "location": location, "label": label,
                     "probabilities": dict(zip(classifier.label_names, map(float, row))),
                 }, ensure_ascii=False) + "\n")
+            output.flush()
             if matrix is not None:
                 matrix.add(labels, predicted, locations)
             count += len(batch)
@@ -88,14 +91,15 @@ def main(argv):
                 progress.update(count, [("texts/s", count / (time.time() - started))])
         if count == 0:
             raise ValueError(f"{FLAGS.input}: no texts to classify.")
+        if not to_stdout:
+            output.close()
+            os.replace(partial, FLAGS.output)
         complete = True
     finally:
         if not to_stdout:
             output.close()
-            if not complete:
+            if not complete and os.path.exists(partial):
                 os.remove(partial)  # a failed run leaves no half-written output
-    if partial:
-        os.replace(partial, FLAGS.output)
     seconds = time.time() - started
     summary = [f"{count} texts in {seconds:.1f} s ({count / seconds:.1f} texts/s)"]
     if not to_stdout:

@@ -18,16 +18,13 @@ import re
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 # Start-up noise of TensorFlow's C++ runtime on a machine without a GPU.
 START_UP_NOISE = re.compile(
     r"absl::InitializeLog|cudart_stub|cuda_(driver|executor|diagnostics|dnn|fft|blas)|"
     r"cuInit|Could not find cuda|cpu_feature_guard|This TensorFlow binary is optimized|"
     r"rebuild TensorFlow with the appropriate compiler flags|oneDNN custom operations|"
     r"TF_ENABLE_ONEDNN_OPTS|Unable to register cu(DNN|FFT|BLAS) factory|"
-    r"computation placer already registered|AVX2 FMA|TensorRT|E0000 00:00|W0000 00:00|"
-    r"I0000 00:00"
+    r"computation placer already registered|AVX2 FMA|TensorRT"
 )
 
 
@@ -48,11 +45,15 @@ def _verbose_requested(argv):
 
 
 VERBOSE = _verbose_requested(sys.argv)
+if not VERBOSE:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _start_tensorflow_quietly():
-    """Import TensorFlow and initialise its devices with stderr held back,
-    then pass on every line that is not known start-up noise."""
+    """Import TensorFlow and list its devices with stderr held back, then
+    pass on every line that is not known start-up noise (also when the
+    import fails). The runtime itself is not started: multi-worker
+    strategies must configure collective ops before it is."""
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         sys.stderr.flush()
@@ -61,15 +62,14 @@ def _start_tensorflow_quietly():
             import tensorflow as tf
 
             tf.config.list_physical_devices()
-            tf.constant(0)
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
-        held.seek(0)
-        for line in held.read().decode("utf-8", "replace").splitlines():
-            if line.strip() and not START_UP_NOISE.search(line):
-                print(line, file=sys.stderr)
+            held.seek(0)
+            for line in held.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not START_UP_NOISE.search(line):
+                    print(line, file=sys.stderr)
     # SavedModel and checkpoint internals log at INFO through this logger.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
 

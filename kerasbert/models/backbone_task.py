@@ -85,14 +85,15 @@ class BackboneTask:
 
     def fit(self, x=None, y=None, batch_size=None, sample_weight=None, shuffle=True,
             validation_split=None, **kwargs):
-        # keras-hub batches in-memory texts in their given order every epoch;
-        # reshuffle them each epoch, as Keras does for arrays.
-        if shuffle and not validation_split and self.preprocessor is not None and _is_text(x):
-            examples = keras.utils.pack_x_y_sample_weight(
-                np.asarray(x, dtype=object), y, sample_weight
-            )
+        # keras-hub batches in-memory inputs in their given order every
+        # epoch; reshuffle them each epoch, as Keras does for arrays.
+        if shuffle and not validation_split and x is not None and not _is_dataset(x):
+            if _is_text(x):
+                x = np.asarray(x, dtype=object)
+            examples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
             dataset = tf.data.Dataset.from_tensor_slices(examples)
-            x = dataset.shuffle(len(x), reshuffle_each_iteration=True).batch(batch_size or 32)
+            size = int(dataset.cardinality())
+            x = dataset.shuffle(size, reshuffle_each_iteration=True).batch(batch_size or 32)
             y = batch_size = sample_weight = None
         return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
                            validation_split=validation_split, **kwargs)
@@ -101,6 +102,8 @@ class BackboneTask:
     # labels (multi-task batches) go straight to Keras.
     def train_on_batch(self, x, y=None, sample_weight=None, **kwargs):
         if self.preprocessor is None or not _is_text(x):
+            if hasattr(self, "label_ids") and not isinstance(y, dict):
+                y = self.label_ids(y)
             return keras.Model.train_on_batch(self, x, y, sample_weight, **kwargs)
         return super().train_on_batch(x, y, sample_weight, **kwargs)
 
@@ -218,9 +221,18 @@ def saved_task_class(preset):
         return None
     config = keras_hub.src.utils.preset_utils.load_json(preset, TASK_CONFIG_FILE)
     try:
-        return keras.saving.get_registered_object(config["registered_name"])
+        cls = keras.saving.get_registered_object(config["registered_name"])
     except (KeyError, TypeError):
         return None
+    # keras-hub's own task presets (e.g. BertTextClassifier) are backbone
+    # presets to kerasbert: a kerasbert model is built on their backbone.
+    if not (isinstance(cls, type) and issubclass(cls, BackboneTask)):
+        return None
+    return cls
+
+
+def _is_dataset(x):
+    return isinstance(x, tf.data.Dataset) or type(x).__module__.startswith("grain")
 
 
 def _is_text(x):

@@ -32,8 +32,8 @@ def build_classifier(
     `truncation="segments"` gives a `SegmentPoolingClassifier` (hierarchical
     method); `classifier="feature_bilstm"` a `FeatureBiLSTMClassifier` on the
     frozen states of the one layer `layers` names (BERT-Feat); otherwise a
-    `LayerSelectedClassifier`. The preprocessor pads to `sequence_length`;
-    `make_batches` pads batches to their longest member.
+    `LayerSelectedClassifier`. The preprocessor pads each batch to its
+    longest member.
 
     Args:
         backbone: str. A spec for `kerasbert.load_backbone`.
@@ -64,6 +64,7 @@ def build_classifier(
     preprocessor = ClassifierPreprocessor(
         tokenizer, sequence_length=sequence_length, truncation=truncation,
         head_length=head_length, max_segments=max_segments, stride=segment_stride,
+        padding="longest",
     )
     common = dict(preprocessor=preprocessor, label_names=list(label_names), dropout=dropout,
                   freeze_backbone=freeze_backbone)

@@ -11,6 +11,10 @@ from kerasbert.export import export_serving
 from kerasbert.models.backbone_classifier import BackboneClassifier
 from kerasbert.models.build_classifier import CLASSIFIERS
 from kerasbert.models.build_classifier import build_classifier
+from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
+from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
+from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.optimizers.paper_optimizer import SCHEDULES
 from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.text.vocabulary_coverage import unknown_piece_rate
@@ -110,9 +114,10 @@ def fine_tune(
         backbone: str, a spec for `kerasbert.load_backbone` (the classifier
             is then built from the model arguments below by
             `kerasbert.build_classifier`), or an already-built kerasbert
-            classifier with a `ClassifierPreprocessor` (built inside
-            `strategy.scope()` when a strategy is given); it brings its own
-            model settings, so the arguments from `sequence_length` to
+            classifier with a `ClassifierPreprocessor`. A copy of it, made in
+            the strategy's scope, is trained (the given object is left as
+            it is, and its weights and config identify the run); it brings
+            its own model settings, so the arguments from `sequence_length` to
             `freeze_backbone`, and `mixed_precision`, stay at their defaults.
         train: `kerasbert.LabeledTexts`. Training examples.
         output_dir: str. Where everything is written.
@@ -206,7 +211,14 @@ def fine_tune(
 
         def build_model():
             if built:
-                return backbone
+                # Train a copy made in the strategy's scope: the caller's
+                # classifier (whose weights identify the run) stays as given.
+                config = backbone.get_config()
+                config["preprocessor"] = backbone.preprocessor
+                config["label_names"] = list(train.label_names)
+                model = type(backbone).from_config(config)
+                model.set_weights(backbone.get_weights())
+                return model
             return build_classifier(
                 backbone, train.label_names, classifier=classifier,
                 sequence_length=sequence_length, truncation=truncation,
@@ -224,8 +236,6 @@ def fine_tune(
             ),
             mixed_precision or (_mixed_policy(backbone) if built else None),
         )
-        if model.label_names is None:
-            model.label_names = list(train.label_names)
         if head_weights is not None:
             model.get_layer("logits").set_weights(head_weights)
         preprocessor = model.preprocessor
@@ -275,7 +285,7 @@ def fine_tune(
         # The whole fine-tuned classifier (encoder, head, preprocessor, label
         # names): `kerasbert.load_classifier` and `<Class>.from_preset` read
         # it, and `load_backbone` reads its encoder.
-        run.save_preset("saved", PRESET_DIR, model)
+        run.save_preset("saved_preset", PRESET_DIR, model)
         if export and not directory.done("exported"):
             with directory.atomic("saved_model") as path:
                 export_serving(model, preprocessor, path, train.label_names)
@@ -307,7 +317,13 @@ def check_built_classifier(model, settings, train):
             f"`fine_tune` was given a built {type(model).__name__}, which brings its own "
             f"model settings; do not also pass {', '.join(shaped)}."
         )
-    if model.preprocessor is None:
+    if not isinstance(model, (LayerSelectedClassifier, SegmentPoolingClassifier,
+                              FeatureBiLSTMClassifier)):
+        raise ValueError(
+            f"`fine_tune` trains a single-task classifier; received a {type(model).__name__} "
+            "(use multitask_fine_tune for a MultiTaskClassifier)."
+        )
+    if not isinstance(model.preprocessor, ClassifierPreprocessor):
         raise ValueError(
             f"The {type(model).__name__} given to `fine_tune` has no preprocessor; build it "
             "with preprocessor=ClassifierPreprocessor(...) or with from_preset."
@@ -330,9 +346,17 @@ def _mixed_policy(model):
 
 
 def _described_config(model):
-    config = model.get_config()
-    return {k: v for k, v in config.items()
-            if k not in ("backbone", "preprocessor", "name", "trainable")}
+    # Everything that shapes the result except the weights (hashed apart)
+    # and the vocabulary (an asset, covered by the weights' embedding table).
+    config = {k: v for k, v in model.get_config().items()
+              if k not in ("backbone", "preprocessor", "name", "trainable")}
+    preprocessor = model.preprocessor.get_config()
+    config["preprocessor"] = {k: v for k, v in preprocessor.items()
+                              if k not in ("tokenizer", "name")}
+    config["backbone"] = {k: v for k, v in model.backbone.get_config().items()
+                          if k not in ("name", "dtype")}
+    config["dtype_policy"] = model.backbone.dtype_policy.name
+    return config
 
 
 def check_fine_tune_arguments(settings, train, validation, test):

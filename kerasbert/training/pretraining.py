@@ -242,8 +242,9 @@ def further_pretrain(
             "final_step": steps,
             "history": [{"step": row["epoch"] * checkpoint_every,
                          **{k: v for k, v in row.items() if k != "epoch"}}
+                        if "epoch" in row else row  # a run trained before the harness
                         for row in trained["history"]],
-            "train_seconds": trained["train_seconds"],
+            "train_seconds": trained.get("train_seconds", trained.get("seconds_this_run")),
         })
 
 

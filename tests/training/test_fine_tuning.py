@@ -208,3 +208,31 @@ def test_resuming_with_other_settings_or_data_is_refused(tmp_path):
     metrics = kerasbert.fine_tune("tiny", sentiment_data(48, 0), str(tmp_path), overwrite=True,
                                   **{**RUN, "dropout": 0.2})
     assert metrics["resumed_from_step"] == 0 and metrics["settings"]["dropout"] == 0.2
+
+
+@pytest.mark.slow
+def test_fine_tune_trains_a_copy_of_a_built_classifier_and_resumes_it(tmp_path):
+    keras.utils.set_random_seed(3)
+    built = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", num_classes=2, layers="last4", combine="max", sequence_length=32)
+    before = [np.asarray(w).copy() for w in built.weights]
+    train, test = sentiment_data(48, 0), sentiment_data(16, 2)
+    options = dict(RUN, epochs=1)
+    for name in ("sequence_length", "layers"):
+        options.pop(name, None)
+    metrics = kerasbert.fine_tune(built, train, str(tmp_path), test=test, **options)
+    assert metrics["settings"]["classifier_config"]["layers"] == "last4"
+    assert metrics["settings"]["classifier_config"]["preprocessor"]["sequence_length"] == 32
+    for old, new in zip(before, built.weights):  # the caller's object is untouched
+        np.testing.assert_array_equal(old, np.asarray(new))
+    assert built.label_names is None
+    # The same classifier again finds the finished run; a changed one is refused.
+    assert kerasbert.fine_tune(built, train, str(tmp_path), test=test, **options) == metrics
+    restored = kerasbert.load_classifier(str(tmp_path))
+    assert restored.label_names == train.label_names and restored.layer_selection == "last4"
+    with pytest.raises(ValueError, match="do not also pass sequence_length"):
+        kerasbert.fine_tune(built, train, str(tmp_path / "other"), sequence_length=64, **options)
+    multitask = kerasbert.MultiTaskClassifier.from_preset("tiny", tasks={"a": 2},
+                                                          sequence_length=16)
+    with pytest.raises(ValueError, match="single-task classifier"):
+        kerasbert.fine_tune(multitask, train, str(tmp_path / "multi"), **options)
