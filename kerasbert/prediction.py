@@ -1,16 +1,21 @@
 """Classify texts streamed from a file with a fine-tuned classifier, and score
 the predictions when the file has labels."""
 
-import csv
-import json
 import os
 import sys
 
 import numpy as np
 import tensorflow as tf
 
+from kerasbert.data.records import decoded_lines
+from kerasbert.data.records import joined_text
+from kerasbert.data.records import parse_records
+from kerasbert.data.records import record_format
+from kerasbert.data.records import type_name
+from kerasbert.export import ServingModule
+from kerasbert.models.load_classifier import load_classifier
+
 INPUT_FORMATS = ("auto", "jsonl", "csv", "tsv", "text")
-EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 
 
 def input_format_of(path, input_format="auto"):
@@ -20,18 +25,7 @@ def input_format_of(path, input_format="auto"):
         raise ValueError(f"`input_format` must be one of {INPUT_FORMATS}. Received: {input_format!r}")
     if input_format != "auto":
         return input_format
-    return EXTENSIONS.get(os.path.splitext(path)[1].lower(), "text")
-
-
-def _decoded_lines(binary_file, name):
-    for number, raw in enumerate(binary_file, start=1):
-        try:
-            yield number, raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line "
-                f"({raw[max(0, error.start - 10):error.start + 10]!r}). Re-encode it as UTF-8."
-            ) from None
+    return record_format(path) or "text"
 
 
 def read_examples(path, input_format="auto", text_fields=("text",), label_field=None,
@@ -75,7 +69,7 @@ def read_examples(path, input_format="auto", text_fields=("text",), label_field=
 def _stream(path, fmt, name, text_fields, label_field, empty_text):
     binary = sys.stdin.buffer if path == "-" else open(path, "rb")
     try:
-        yield from _examples(_decoded_lines(binary, name), fmt, name, text_fields,
+        yield from _examples(decoded_lines(binary, name), fmt, name, text_fields,
                              label_field, empty_text)
     finally:
         if binary is not sys.stdin.buffer:
@@ -87,26 +81,16 @@ def _examples(lines, fmt, name, text_fields, label_field, empty_text):
         if fmt == "text":
             text, label = record.rstrip("\r\n"), None
         else:
-            missing = [f for f in (*text_fields, *([label_field] if label_field else []))
-                       if f not in record]
-            if missing:
-                raise ValueError(
-                    f"{name}:{number}: missing field(s) {missing}; the record has "
-                    f"{sorted(str(k) for k in record)}. Choose fields with --text_fields / "
-                    "--label_field."
-                )
-            for field in text_fields:
-                if not isinstance(record[field], str):
-                    raise ValueError(
-                        f"{name}:{number}: field {field!r} must hold a string; it holds "
-                        f"{type(record[field]).__name__} {str(record[field])[:60]!r}."
-                    )
-            text = " ".join(record[f].strip() for f in text_fields)
+            text = joined_text(
+                record, text_fields, f"{name}:{number}",
+                also_required=(label_field,) if label_field else (),
+                hint=" Choose fields with --text_fields / --label_field.",
+            )
             label = record[label_field] if label_field else None
             if label_field and (isinstance(label, bool) or not isinstance(label, (str, int))):
                 raise ValueError(
                     f"{name}:{number}: label field {label_field!r} must hold a string or an "
-                    f"integer; it holds {type(label).__name__} {str(label)[:60]!r}."
+                    f"integer; it holds {type_name(label)} {str(label)[:60]!r}."
                 )
         if not text.strip() and empty_text == "error":
             raise ValueError(
@@ -118,23 +102,9 @@ def _examples(lines, fmt, name, text_fields, label_field, empty_text):
 
 def _records(lines, fmt, name):
     if fmt == "text":
-        yield from ((number, line) for number, line in lines if line.strip())
-        return
-    if fmt == "jsonl":
-        for number, line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{name}:{number}: not valid JSON ({error}).") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{name}:{number}: expected a JSON object, got {line[:80]!r}.")
-            yield number, record
-        return
-    reader = csv.DictReader((line for _, line in lines), delimiter="," if fmt == "csv" else "\t")
-    for record in reader:
-        yield reader.line_num, record
+        # One text per line; blank lines are skipped, as in JSONL.
+        return ((number, line) for number, line in lines if line.strip())
+    return parse_records(lines, fmt, name)
 
 
 class Classifier:
@@ -164,16 +134,9 @@ class Classifier:
     """
 
     def __init__(self, path):
-        if not isinstance(path, str) or not os.path.isdir(path):
-            raise ValueError(f"--model: no directory at {path!r}.")
-        if os.path.isfile(os.path.join(path, "saved_model.pb")):
-            import tensorflow_text  # noqa: F401  (the tokenizer's ops)
-
+        if isinstance(path, str) and os.path.isfile(os.path.join(path, "saved_model.pb")):
             self._module = tf.saved_model.load(path)
         else:
-            from kerasbert.export import ServingModule
-            from kerasbert.models.load_classifier import load_classifier
-
             model = load_classifier(path)
             if not getattr(model, "label_names", None):
                 raise ValueError(f"The classifier in {path!r} has no label_names.")

@@ -11,14 +11,17 @@ one at a time, so a corpus larger than memory streams.
 """
 
 import collections
-import csv
 import itertools
-import json
 import os
 import random
 import re
 
 import tensorflow as tf
+
+from kerasbert.data.records import decoded_lines
+from kerasbert.data.records import joined_text
+from kerasbert.data.records import read_records
+from kerasbert.data.records import record_format
 
 # Sentence ends: English . ! ? followed by space, and Chinese 。！？ (no space).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])")
@@ -57,49 +60,24 @@ def iter_documents(spec, text_fields=("text",), split="train", data_dir=None):
     if not os.path.isfile(spec):
         raise FileNotFoundError(f"Corpus source {spec!r} is not a file (nor a 'tfds:NAME').")
     extension = os.path.splitext(spec)[1].lower()
-    with open(spec, encoding="utf-8", errors="strict", newline="") as file:
-        try:
-            if extension == ".txt":
-                lines = []
-                for line in file:
-                    if line.strip():
-                        lines.append(line.strip())
-                    elif lines:
-                        yield " ".join(lines)
-                        lines = []
-                if lines:
-                    yield " ".join(lines)
-            elif extension in (".jsonl", ".json"):
-                for number, line in enumerate(file, start=1):
-                    if line.strip():
-                        try:
-                            record = json.loads(line)
-                        except json.JSONDecodeError as error:
-                            raise ValueError(f"{spec}:{number}: not valid JSON ({error}).") from None
-                        if not isinstance(record, dict):
-                            raise ValueError(f"{spec}:{number}: expected a JSON object.")
-                        yield _join_fields(record, text_fields, f"{spec}:{number}")
-            elif extension in (".csv", ".tsv"):
-                reader = csv.DictReader(file, delimiter="," if extension == ".csv" else "\t")
-                for record in reader:
-                    yield _join_fields(record, text_fields, f"{spec}:{reader.line_num}")
-            else:
-                raise ValueError(
-                    f"Unknown corpus file type {spec!r}; expected .txt, .jsonl, .csv or .tsv."
-                )
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{spec}: invalid UTF-8 ({error}).") from None
-
-
-def _join_fields(record, text_fields, where):
-    missing = [f for f in text_fields if f not in record]
-    if missing:
-        raise ValueError(f"{where}: missing field(s) {missing}; the record has {sorted(record)}.")
-    for field in text_fields:
-        if not isinstance(record[field], str):
-            kind = "null" if record[field] is None else type(record[field]).__name__
-            raise ValueError(f"{where}: field {field!r} must hold a string; it holds {kind}.")
-    return " ".join(record[f] for f in text_fields)
+    if extension == ".txt":
+        with open(spec, "rb") as file:
+            paragraph = []
+            for _, line in decoded_lines(file, spec):
+                if line.strip():
+                    paragraph.append(line.strip())
+                elif paragraph:
+                    yield " ".join(paragraph)
+                    paragraph = []
+            if paragraph:
+                yield " ".join(paragraph)
+    elif record_format(spec) is not None:
+        for number, record in read_records(spec):
+            yield joined_text(record, text_fields, f"{spec}:{number}")
+    else:
+        raise ValueError(
+            f"Unknown corpus file type {spec!r}; expected .txt, .jsonl, .csv or .tsv."
+        )
 
 
 def check_source(spec, weight, text_fields=("text",), data_dir=None):

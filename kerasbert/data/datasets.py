@@ -9,15 +9,17 @@ dict); one file may not mix integer and string labels, nor spell one class
 two ways (`"A"` and `" A"`, `"1"` and `"1.0"`).
 """
 
-import csv
 import dataclasses
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+from kerasbert.data.records import FILE_FORMATS
+from kerasbert.data.records import joined_text
+from kerasbert.data.records import read_records
+from kerasbert.data.records import type_name
+
 TFDS_PREFIX = "tfds:"
 # Text and label fields of the TFDS datasets of the paper.
 TFDS_FIELDS = {
@@ -143,68 +145,14 @@ def _resolve_file(spec, split):
     )
 
 
-def _decoded_lines(path):
-    """Yield (line_number, text line) with a clear error on invalid UTF-8."""
-    with open(path, "rb") as file:
-        for number, raw in enumerate(file, start=1):
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: invalid UTF-8 at byte {error.start} of the "
-                    f"line ({raw[max(0, error.start - 10):error.start + 10]!r}). "
-                    "Re-encode the file as UTF-8."
-                ) from None
-
-
-def _read_records(path):
-    """Yield (line_number, dict record) from a JSONL, CSV or TSV file."""
-    fmt = FILE_FORMATS.get(os.path.splitext(path)[1].lower())
-    if fmt is None:
-        raise ValueError(
-            f"Unknown file type of {path!r}; expected one of {sorted(FILE_FORMATS)}."
-        )
-    if fmt == "jsonl":
-        for number, line in _decoded_lines(path):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error}).") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {line[:80]!r}.")
-            yield number, record
-        return
-    lines = _decoded_lines(path)
-    delimiter = "," if fmt == "csv" else "\t"
-    reader = csv.DictReader((line for _, line in lines), delimiter=delimiter)
-    for record in reader:
-        # line_num counts physical lines read, so quoted newlines are handled.
-        yield reader.line_num, record
-
-
-def _type_name(value):
-    return "null" if value is None else type(value).__name__
-
-
 def _read_file(path, text_fields, label_field, empty_text):
     texts, labels, line_numbers, integer_lines, string_lines = [], [], [], [], []
-    for number, record in _read_records(path):
-        missing = [f for f in (*text_fields, label_field) if f not in record]
-        if missing:
-            raise ValueError(
-                f"{path}:{number}: missing field(s) {missing}; the record has "
-                f"{sorted(record)}. Choose fields with text_fields= / label_field= "
-                "(--text_fields / --label_field in recipes)."
-            )
-        for field in text_fields:
-            if not isinstance(record[field], str):
-                raise ValueError(
-                    f"{path}:{number}: field {field!r} must hold a string; it holds "
-                    f"{_type_name(record[field])} {str(record[field])[:60]!r}."
-                )
-        text = " ".join(record[f].strip() for f in text_fields)
+    for number, record in read_records(path):
+        text = joined_text(
+            record, text_fields, f"{path}:{number}", also_required=(label_field,),
+            hint=" Choose fields with text_fields= / label_field= (--text_fields / "
+                 "--label_field in recipes).",
+        )
         if not text.strip() and empty_text == "error":
             raise ValueError(
                 f"{path}:{number}: empty text in field(s) {list(text_fields)}. Fix or "
@@ -215,7 +163,7 @@ def _read_file(path, text_fields, label_field, empty_text):
         if isinstance(label, bool) or not isinstance(label, (str, int)):
             raise ValueError(
                 f"{path}:{number}: label field {label_field!r} must hold a string or an "
-                f"integer; it holds {_type_name(label)} {str(label)[:60]!r}."
+                f"integer; it holds {type_name(label)} {str(label)[:60]!r}."
             )
         (integer_lines if isinstance(label, int) else string_lines).append(number)
         if isinstance(label, str) and not label.strip():

@@ -101,8 +101,8 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
     def label_ids(self, labels):
         """Class ids for `labels`: ids pass through, names become their index
         in `label_names`; an unknown name fails, naming it."""
-        if labels is None:
-            return None
+        if labels is None or isinstance(labels, dict):
+            return labels  # none, or per-task labels of a multi-task model
         labels = tf.convert_to_tensor(labels)
         if labels.dtype != tf.string:
             return labels

@@ -102,7 +102,7 @@ class BackboneTask:
     # labels (multi-task batches) go straight to Keras.
     def train_on_batch(self, x, y=None, sample_weight=None, **kwargs):
         if self.preprocessor is None or not _is_text(x):
-            if hasattr(self, "label_ids") and not isinstance(y, dict):
+            if hasattr(self, "label_ids"):
                 y = self.label_ids(y)
             return keras.Model.train_on_batch(self, x, y, sample_weight, **kwargs)
         return super().train_on_batch(x, y, sample_weight, **kwargs)

@@ -105,10 +105,6 @@ class MultiTaskClassifier(BackboneClassifier):
             inputs=inputs, outputs=outputs, freeze_backbone=freeze_backbone, **kwargs
         )
 
-    def label_ids(self, labels):
-        # Labels come per task, as a dict of class ids.
-        return labels
-
     def compile(self, optimizer="auto", loss="auto", *, weighted_metrics="auto", **kwargs):
         """Compile with per-task losses and accuracies; heads update lazily.
 

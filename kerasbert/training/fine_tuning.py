@@ -1,5 +1,6 @@
 """One fine-tuning run: train, keep the best epoch, test, export."""
 
+import inspect
 import math
 import time
 
@@ -13,6 +14,7 @@ from kerasbert.models.build_classifier import CLASSIFIERS
 from kerasbert.models.build_classifier import build_classifier
 from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
+from kerasbert.models.load_classifier import RUN_PRESET_DIR
 from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.optimizers.paper_optimizer import SCHEDULES
@@ -27,18 +29,17 @@ from kerasbert.training.precision import check_precision
 from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
 from kerasbert.training.training_run import TrainingRun
 
-PRESET_DIR = "preset"
 # `fine_tune` arguments that are data or objects, not settings for metrics.json.
 RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
 # Settings that do not change the result, or that the data identity already
 # covers (the backbone, by path and files): a rerun may change them freely.
 RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
-# Arguments that shape the classifier `fine_tune` builds; a classifier passed
-# in brings its own.
+# Arguments that shape the classifier `fine_tune` builds (those of
+# `build_classifier`, with their defaults); a classifier passed in brings its own.
 MODEL_ARGUMENTS = {
-    "sequence_length": 512, "truncation": "head", "head_length": 128, "segment_pooling": "mean",
-    "max_segments": None, "segment_stride": 0, "classifier": "cls", "layers": -1,
-    "combine": "concat", "dropout": 0.1, "freeze_backbone": False, "mixed_precision": None,
+    name: parameter.default
+    for name, parameter in inspect.signature(build_classifier).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
 }
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
@@ -220,12 +221,7 @@ def fine_tune(
                 model.set_weights(backbone.get_weights())
                 return model
             return build_classifier(
-                backbone, train.label_names, classifier=classifier,
-                sequence_length=sequence_length, truncation=truncation,
-                head_length=head_length, max_segments=max_segments,
-                segment_stride=segment_stride, segment_pooling=segment_pooling, layers=layers,
-                combine=combine, dropout=dropout, freeze_backbone=freeze_backbone,
-                mixed_precision=mixed_precision,
+                backbone, train.label_names, **{name: settings[name] for name in MODEL_ARGUMENTS}
             )
 
         model = run.build(
@@ -285,7 +281,7 @@ def fine_tune(
         # The whole fine-tuned classifier (encoder, head, preprocessor, label
         # names): `kerasbert.load_classifier` and `<Class>.from_preset` read
         # it, and `load_backbone` reads its encoder.
-        run.save_preset("saved_preset", PRESET_DIR, model)
+        run.save_preset("saved_preset", RUN_PRESET_DIR, model)
         if export and not directory.done("exported"):
             with directory.atomic("saved_model") as path:
                 export_serving(model, preprocessor, path, train.label_names)

@@ -1,0 +1,82 @@
+"""Reading JSONL, CSV and TSV records line by line, with errors that name
+`file:line`: the one reader behind labeled datasets, corpora and prediction."""
+
+import csv
+import json
+import os
+
+# File extension → record format.
+FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
+
+
+def record_format(path):
+    """The record format of `path` by its extension, or None."""
+    return FILE_FORMATS.get(os.path.splitext(path)[1].lower())
+
+
+def decoded_lines(binary_file, name):
+    """Yield `(line_number, line)` from a binary file, failing on invalid
+    UTF-8 with the line named."""
+    for number, raw in enumerate(binary_file, start=1):
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line "
+                f"({raw[max(0, error.start - 10):error.start + 10]!r}). Re-encode it as UTF-8."
+            ) from None
+
+
+def parse_records(lines, fmt, name):
+    """Yield `(line_number, dict)` from decoded `lines` of format `fmt`
+    (`"jsonl"`, `"csv"` or `"tsv"`); blank JSONL lines are skipped. Streams:
+    nothing but the current record is held."""
+    if fmt == "jsonl":
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{name}:{number}: not valid JSON ({error}).") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{name}:{number}: expected a JSON object, got {line[:80]!r}.")
+            yield number, record
+        return
+    reader = csv.DictReader((line for _, line in lines), delimiter="," if fmt == "csv" else "\t")
+    for record in reader:
+        # line_num counts physical lines read, so quoted newlines are handled.
+        yield reader.line_num, record
+
+
+def read_records(path):
+    """Yield `(line_number, dict)` from a JSONL, CSV or TSV file."""
+    fmt = record_format(path)
+    if fmt is None:
+        raise ValueError(f"Unknown file type of {path!r}; expected one of {sorted(FILE_FORMATS)}.")
+    with open(path, "rb") as file:
+        yield from parse_records(decoded_lines(file, path), fmt, path)
+
+
+def type_name(value):
+    """A JSON-minded name of `value`'s type, for error messages."""
+    return "null" if value is None else type(value).__name__
+
+
+def joined_text(record, text_fields, where, also_required=(), hint=""):
+    """The record's `text_fields`, each stripped, joined by a space; a
+    missing field (of those and `also_required`) or a non-string text fails
+    naming `where`, then `hint`."""
+    missing = [f for f in (*text_fields, *also_required) if f not in record]
+    if missing:
+        raise ValueError(
+            f"{where}: missing field(s) {missing}; the record has "
+            f"{sorted(str(k) for k in record)}.{hint}"
+        )
+    for field in text_fields:
+        if not isinstance(record[field], str):
+            raise ValueError(
+                f"{where}: field {field!r} must hold a string; it holds "
+                f"{type_name(record[field])} {str(record[field])[:60]!r}."
+            )
+    return " ".join(record[f].strip() for f in text_fields)
