@@ -74,11 +74,24 @@ def _start_tensorflow_quietly():
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
+class _WithoutTensorFlowInfo(logging.Filter):
+    """Drops INFO lines that TensorFlow's own modules log through absl
+    (SavedModel signatures, checkpoint sharding, fingerprints); kerasbert's
+    INFO lines, such as the per-layer rate table, pass."""
+
+    def filter(self, record):
+        return record.levelno > logging.INFO or f"{os.sep}tensorflow{os.sep}" not in record.pathname
+
+
 if not VERBOSE:
     _start_tensorflow_quietly()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
+
+if not VERBOSE:
+    absl_logging.get_absl_handler().addFilter(_WithoutTensorFlowInfo())
 
 FLAGS = flags.FLAGS
 # TensorFlow errors can quote whole graphs; a one-line message stays short.

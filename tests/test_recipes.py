@@ -49,6 +49,10 @@ def test_finetune_recipe_writes_metrics_and_saved_model(tmp_path):
     assert "test error:" in result.stdout
     # The per-layer rate table is logged at start (L = 2, ξ = 0.9).
     assert "transformer_layer_0" in result.stderr and "0.9000" in result.stderr
+    # ... and none of TensorFlow's start-up or SavedModel internals.
+    for noise in ("cuda", "cpu_feature_guard", "functional_saver", "signature_serialization",
+                  "builder_impl", "fingerprinting_utils"):
+        assert noise not in result.stderr.lower(), noise
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert set(metrics["epochs"][0]) >= {"loss", "accuracy", "val_accuracy", "val_error"}
