@@ -315,3 +315,16 @@ def test_predict_recipe_on_a_file_and_on_stdin(tmp_path):
     assert bad.stderr.strip().splitlines()[-1].startswith("predict.py: error: ValueError: ")
     assert f"{records}:2: missing field(s) ['review']" in bad.stderr
     assert not (tmp_path / "bad.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_quiet_start_leaves_the_runtime_unstarted_for_multi_worker():
+    # MultiWorkerMirroredStrategy configures collective ops, which TensorFlow
+    # allows only before its runtime starts.
+    code = ("import sys; sys.argv = ['x']; import recipe_main; "
+            "from tensorflow.python.eager import context; "
+            "assert context.context()._context_handle is None")
+    result = subprocess.run([sys.executable, "-c", code], cwd=os.path.join(ROOT, "recipes"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cuda" not in result.stderr.lower()
