@@ -129,7 +129,8 @@ def write_corpus(texts, path):
 
 def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=None,
              learning_rates=(2.5e-5, 2e-5), feature_learning_rate=1e-3, num_layers,
-             finetune_epochs=1, finetune_learning_rate=None, verbose=0, **budget):
+             finetune_epochs=1, finetune_learning_rate=None, export=False, verbose=0,
+             **budget):
     """Run every cell of Table `table` that has no results yet.
 
     Args:
@@ -148,6 +149,9 @@ def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=No
         num_layers: int. The backbone's transformer layers (Table 3's rows).
         finetune_epochs, finetune_learning_rate: Table 7's per-task phase
             after joint fine-tuning (see `multitask_fine_tune`).
+        export: bool. Also write each cell's raw-text SavedModel. Off by
+            default: a grid's results are its figures, and every cell keeps
+            its classifier in `preset/` (`kerasbert.load_classifier`).
         verbose: int. Keras verbosity.
         **budget: further `fine_tune` arguments shared by every cell
             (epochs, batch_size, sequence_length, learning_rate, seed, …).
@@ -174,7 +178,7 @@ def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=No
         if cell.multitask:
             results.append((cell, _run_multitask_cell(
                 cell_backbone, {n: tasks[n] for n in names}, cell_dir, finetune_epochs,
-                finetune_learning_rate, verbose, budget,
+                finetune_learning_rate, export, verbose, budget,
             )))
             continue
         per_task = {}
@@ -182,7 +186,7 @@ def run_grid(table, backbone, tasks, output_dir, *, corpora=None, pretraining=No
             task_dir = os.path.join(cell_dir, name) if table == 7 else cell_dir
             per_task[name] = fine_tune(
                 cell_backbone, tasks[name].train, task_dir, validation=tasks[name].validation,
-                test=tasks[name].test, verbose=verbose,
+                test=tasks[name].test, export=export, verbose=verbose,
                 **{**budget, **_task_settings(tasks[name]), **cell.settings},
             )
         results.append((cell, per_task))
@@ -201,12 +205,12 @@ def _pretrained_backbone(backbone, corpus, sources, output_dir, pretraining, ver
 
 
 def _run_multitask_cell(backbone, tasks, cell_dir, finetune_epochs, finetune_learning_rate,
-                        verbose, budget):
+                        export, verbose, budget):
     shared = ("learning_rate", "batch_size", "epochs", "warmup_proportion", "layer_decay",
               "layer_decay_convention", "layers", "combine", "dropout", "seed")
     metrics = multitask_fine_tune(
         backbone, tasks, cell_dir, then_finetune=True, finetune_epochs=finetune_epochs,
-        finetune_learning_rate=finetune_learning_rate, verbose=verbose,
+        finetune_learning_rate=finetune_learning_rate, export=export, verbose=verbose,
         **{k: v for k, v in budget.items() if k in shared},
     )
     return {name: {**metrics["finetuned"][name], "joint": metrics["joint"][name]}
