@@ -5,9 +5,12 @@ r"""Classify texts with a fine-tuned classifier; with labels, also evaluate it.
 --input is JSONL, CSV or TSV (the text in --text_fields) or plain text, one
 text per line; `-` reads standard input. It streams: memory stays flat
 whatever the input's size. --output gets one JSON line per input text, in
-input order: {"location", "label", "probabilities": {class: p}}; it is
-written to OUTPUT.partial and renamed when complete, so a killed run never
-leaves a file that looks finished.
+input order: {"location", "label", "probabilities": {class: p}}; a regular
+file is written to a temporary file of its own (OUTPUT.*.partial) and
+renamed over OUTPUT when complete, so a killed run never leaves a file that
+looks finished and two runs never mix (the last to finish wins). --output
+may also be `-`, a FIFO or a device, written straight through; it may not
+be the input.
 
 With --label_field, the predictions are scored: accuracy, error, per-class
 precision/recall/F1 and the confusion matrix, written next to --output as
@@ -23,6 +26,7 @@ Example:
 import json
 import os
 import sys
+import tempfile
 import time
 
 import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
@@ -59,47 +63,78 @@ def batches(examples, size):
         yield batch
 
 
+class Output:
+    """Where predictions go: stdout, a device or FIFO written straight
+    through, or a regular file written to a temporary file of its own next
+    to it and renamed over it only when complete."""
+
+    def __init__(self, path, input_path):
+        self.path, self.temporary = path, None
+        if path == "-":
+            self.file = sys.stdout
+            return
+        target = os.path.realpath(path)
+        if os.path.isdir(target):
+            raise ValueError(f"--output={path!r} is a directory; name a file.")
+        if input_path != "-" and os.path.exists(target) and os.path.samefile(input_path, target):
+            raise ValueError(f"--output={path!r} is the input file; name another file.")
+        if os.path.exists(target) and not os.path.isfile(target):
+            self.file = open(target, "w", encoding="utf-8")  # a FIFO or a device
+            return
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        descriptor, self.temporary = tempfile.mkstemp(
+            prefix=os.path.basename(target) + ".", suffix=".partial", dir=directory)
+        self.file, self.target = os.fdopen(descriptor, "w", encoding="utf-8"), target
+
+    def finish(self):
+        if self.file is not sys.stdout:
+            self.file.close()
+        if self.temporary:
+            os.replace(self.temporary, self.target)
+            self.temporary = None
+
+    def abort(self):
+        if self.file is not sys.stdout:
+            self.file.close()
+        if self.temporary and os.path.exists(self.temporary):
+            os.remove(self.temporary)  # a failed run leaves no half-written output
+
+
 def main(argv):
-    classifier = prediction.Classifier(FLAGS.model)
     examples = prediction.read_examples(
         FLAGS.input, FLAGS.input_format, FLAGS.text_fields, FLAGS.label_field, FLAGS.empty_text,
     )
+    classifier = prediction.Classifier(FLAGS.model)
     to_stdout = FLAGS.output == "-"
-    if not to_stdout and os.path.isdir(FLAGS.output):
-        raise ValueError(f"--output={FLAGS.output!r} is a directory; name a file.")
-    partial = None if to_stdout else FLAGS.output + ".partial"
-    if partial:
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    output = Output(FLAGS.output, FLAGS.input)
     matrix = prediction.ConfusionMatrix(classifier.label_names) if FLAGS.label_field else None
     progress = keras.utils.Progbar(None, unit_name="text", stateful_metrics=["texts/s"])
-    output = sys.stdout if to_stdout else open(partial, "w", encoding="utf-8")
-    started, count, complete = time.time(), 0, False
+    started, count = time.time(), 0
     try:
         for batch in batches(examples, FLAGS.batch_size):
             locations, texts, labels = zip(*batch)
             probabilities, predicted = classifier(texts)
             for location, row, label in zip(locations, probabilities, predicted):
-                output.write(json.dumps({
+                output.file.write(json.dumps({
                     "location": location, "label": label,
                     "probabilities": dict(zip(classifier.label_names, map(float, row))),
                 }, ensure_ascii=False) + "\n")
-            output.flush()
+            output.file.flush()
             if matrix is not None:
                 matrix.add(labels, predicted, locations)
             count += len(batch)
             if not to_stdout:
                 progress.update(count, [("texts/s", count / (time.time() - started))])
         if count == 0:
-            raise ValueError(f"{FLAGS.input}: no texts to classify.")
-        if not to_stdout:
-            output.close()
-            os.replace(partial, FLAGS.output)
-        complete = True
-    finally:
-        if not to_stdout:
-            output.close()
-            if not complete and os.path.exists(partial):
-                os.remove(partial)  # a failed run leaves no half-written output
+            raise ValueError(f"{'<stdin>' if FLAGS.input == '-' else FLAGS.input}: "
+                             "no texts to classify.")
+        output.finish()
+    except BaseException:
+        output.abort()
+        raise
+    if not to_stdout:
+        print()  # end the progress bar's line
     seconds = time.time() - started
     summary = [f"{count} texts in {seconds:.1f} s ({count / seconds:.1f} texts/s)"]
     if not to_stdout:

@@ -148,6 +148,13 @@ def run(main, required=()):
             raise app.UsageError(f"Unexpected arguments (not flags): {argv[1:]}")
         try:
             return main(argv)
+        except KeyboardInterrupt:
+            print(f"{program}: interrupted", file=sys.stderr, flush=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            # The reader of our output went away (`| head`): stop quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except Exception as error:  # noqa: BLE001 — every failure becomes one line
             if FLAGS.traceback or os.environ.get("KERASBERT_TRACEBACK") == "1":
                 raise

@@ -19,7 +19,8 @@ def decoded_lines(binary_file, name):
     UTF-8 with the line named."""
     for number, raw in enumerate(binary_file, start=1):
         try:
-            yield number, raw.decode("utf-8")
+            # A byte-order mark (spreadsheet exports) is not part of line 1.
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"{name}:{number}: invalid UTF-8 at byte {error.start} of the line "
@@ -46,6 +47,13 @@ def parse_records(lines, fmt, name):
     reader = csv.DictReader((line for _, line in lines), delimiter="," if fmt == "csv" else "\t")
     for record in reader:
         # line_num counts physical lines read, so quoted newlines are handled.
+        if None in record or None in record.values():
+            fields = len(record) - 1 + len(record[None]) if None in record else sum(
+                value is not None for value in record.values())
+            raise ValueError(
+                f"{name}:{reader.line_num}: the row has {fields} fields; the header has "
+                f"{len(reader.fieldnames)}. Quote fields that hold the delimiter."
+            )
         yield reader.line_num, record
 
 

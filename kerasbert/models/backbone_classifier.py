@@ -53,8 +53,10 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
                 raise ValueError("Give `num_classes` or `label_names`.")
             return num_classes
         if (not isinstance(label_names, (list, tuple))
-                or not all(isinstance(n, str) for n in label_names)):
-            raise ValueError(f"`label_names` must be a list of strings. Received: {label_names!r}")
+                or not all(isinstance(n, str) and n.strip() for n in label_names)):
+            raise ValueError(
+                f"`label_names` must be a list of non-empty strings. Received: {label_names!r}"
+            )
         if len(set(label_names)) != len(label_names):
             raise ValueError(f"`label_names` names a class twice: {list(label_names)}")
         if num_classes is not None and num_classes != len(label_names):

@@ -8,6 +8,7 @@ import keras_hub
 import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
+from kerasbert.training import arguments
 
 TASK_CONFIG_FILE = "task.json"
 
@@ -93,6 +94,8 @@ class BackboneTask:
             examples = keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
             dataset = tf.data.Dataset.from_tensor_slices(examples)
             size = int(dataset.cardinality())
+            if size == 0:
+                raise ValueError("`fit` was given no examples.")
             x = dataset.shuffle(size, reshuffle_each_iteration=True).batch(batch_size or 32)
             y = batch_size = sample_weight = None
         return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
@@ -180,6 +183,7 @@ class BackboneTask:
         preprocessor = None
         if cls.preprocessor_cls is not None:
             preprocessor = cls.make_preprocessor(tokenizer, **preprocessor_kwargs)
+            arguments.sequence_length_fits(preprocessor.sequence_length, backbone)
         elif preprocessor_kwargs:
             raise ValueError(
                 f"{cls.__name__} has no preprocessor; unexpected arguments: "

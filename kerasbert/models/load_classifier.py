@@ -12,7 +12,7 @@ def load_classifier(path, **kwargs):
     """A saved kerasbert model, whatever its class, ready to `predict` raw text.
 
     Args:
-        path: str. A run directory of `fine_tune` (its `preset/` is read) or
+        path: str or path-like. A run directory of `fine_tune` (its `preset/` is read) or
             a directory written by `save_to_preset`.
         **kwargs: passed to the class's `from_preset` (e.g. `dtype`).
 
@@ -30,6 +30,8 @@ def load_classifier(path, **kwargs):
     kerasbert.load_classifier(directory).label_names  # ['no', 'yes']
     ```
     """
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
     if not isinstance(path, str) or not os.path.isdir(path):
         raise ValueError(f"No directory at {path!r} to load a classifier from.")
     if saved_task_class(os.path.join(path, RUN_PRESET_DIR)) is not None:

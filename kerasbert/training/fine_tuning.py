@@ -8,6 +8,7 @@ from absl import logging
 
 from kerasbert.data.batching import make_batches
 from kerasbert.data.batching import worker_share
+from kerasbert.data.datasets import LabeledTexts
 from kerasbert.export import export_serving
 from kerasbert.models.backbone_classifier import BackboneClassifier
 from kerasbert.models.build_classifier import CLASSIFIERS
@@ -190,11 +191,14 @@ def fine_tune(
     """
     settings = {k: v for k, v in locals().items() if k not in RUN_INPUTS}
     built = isinstance(backbone, BackboneClassifier)
+    check_fine_tune_arguments(settings, train, validation, test)
     if built:
         check_built_classifier(backbone, settings, train)
+        # The classifier's own settings replace the unused defaults.
+        for name in MODEL_ARGUMENTS:
+            del settings[name]
         settings["backbone"] = f"a built {type(backbone).__name__}"
         settings["classifier_config"] = _described_config(backbone)
-    check_fine_tune_arguments(settings, train, validation, test)
     data = {
         "train": labeled_texts_identity(train),
         "validation": labeled_texts_identity(validation),
@@ -358,6 +362,12 @@ def _described_config(model):
 def check_fine_tune_arguments(settings, train, validation, test):
     """Raise a `ValueError` naming the first `fine_tune` argument out of range."""
     a = settings
+    for name, split in (("train", train), ("validation", validation), ("test", test)):
+        if not isinstance(split, LabeledTexts) and not (split is None and name != "train"):
+            raise ValueError(
+                f"`{name}` must be a kerasbert.LabeledTexts (read_labeled_texts / "
+                f"load_dataset). Received: {type(split).__name__}"
+            )
     arguments.one_of("classifier", a["classifier"], CLASSIFIERS)
     arguments.one_of("schedule", a["schedule"], SCHEDULES)
     check_precision(a["mixed_precision"])

@@ -135,3 +135,18 @@ def test_readme_modules_are_reachable_after_import():
             "kerasbert.tf1_checkpoint.convert_tf1_checkpoint; kerasbert.prediction.Classifier; "
             "import sys; assert 'kerasbert.reproduction' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_bad_arguments_fail_naming_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="exceeds the backbone's position table"):
+        kerasbert.LayerSelectedClassifier.from_preset("tiny", num_classes=2,
+                                                      sequence_length=100000)
+    with pytest.raises(ValueError, match="non-empty strings"):
+        kerasbert.LayerSelectedClassifier.from_preset("tiny", label_names=["", "b"])
+    classifier = CLASSIFIERS["layer_selected"]()
+    with pytest.raises(ValueError, match="no examples"):
+        classifier.fit(x=[], y=[], verbose=0)
+    with pytest.raises(ValueError, match="must be a kerasbert.LabeledTexts"):
+        kerasbert.fine_tune("tiny", [("a", "b")], str(tmp_path))
+    classifier.save_to_preset(str(tmp_path / "saved"))
+    assert kerasbert.load_classifier(tmp_path / "saved").label_names == NAMES  # a Path works
