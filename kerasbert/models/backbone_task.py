@@ -43,6 +43,12 @@ class BackboneTask:
     def __init__(self, *args, freeze_backbone=False, **kwargs):
         self.freeze_backbone = freeze_backbone
         super().__init__(*args, **kwargs)
+        # keras-hub gives the task the backbone's policy; under a mixed one
+        # the whole-model autocast scope leaves keras-hub's `MaskedLMHead`
+        # adding a float32 bias to bfloat16 logits. Every layer carries its
+        # own policy, so the model keeps the global one, as a plain Keras
+        # model does.
+        self.dtype_policy = keras.config.dtype_policy()
 
     # === Which variables train ===
 

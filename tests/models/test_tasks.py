@@ -150,3 +150,15 @@ def test_bad_arguments_fail_naming_the_problem(tmp_path):
         kerasbert.fine_tune("tiny", [("a", "b")], str(tmp_path))
     classifier.save_to_preset(str(tmp_path / "saved"))
     assert kerasbert.load_classifier(tmp_path / "saved").label_names == NAMES  # a Path works
+
+
+def test_mixed_precision_models_compute_in_bfloat16_with_float32_logits():
+    backbone, _ = kerasbert.load_backbone("tiny", dtype="mixed_bfloat16")
+    inputs = {"token_ids": np.ones((2, 8), "int32"), "segment_ids": np.zeros((2, 8), "int32"),
+              "padding_mask": np.ones((2, 8), "int32")}
+    pretrainer = kerasbert.MaskedLMPretrainer(backbone, nsp=True)
+    outputs = pretrainer({**inputs, "mask_positions": np.ones((2, 3), "int32")})
+    assert np.isfinite(np.asarray(outputs["mlm"], np.float32)).all()
+    classifier = kerasbert.LayerSelectedClassifier(backbone, num_classes=2)
+    assert classifier.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert classifier(inputs).dtype == "float32"
