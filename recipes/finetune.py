@@ -60,6 +60,11 @@ flags.DEFINE_enum("schedule", "warmup_linear", ["warmup_linear", "slanted_triang
 flags.DEFINE_float("layer_decay", 1.0, "ξ: each layer's rate is ξ times the one above (paper's best: 0.95).")
 flags.DEFINE_enum("layer_decay_convention", "paper", ["paper", "official_code"], "paper: embeddings continue the decay; official_code: embeddings at the base rate.")
 flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (AdamW), off LayerNorm and bias.")
+flags.DEFINE_bool(
+    "sparse_embedding_updates", False,
+    "Speed switch: update only the word-embedding rows each batch looks up (LazyAdam), leaving "
+    "the other rows' Adam moments and values alone. Departs from the paper's Adam. Not with "
+    "--jit_compile.")
 flags.DEFINE_float("dropout", 0.1, "Dropout before the softmax layer.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_string("output_dir", None, "Where metrics, checkpoints and the SavedModel go.")
@@ -112,7 +117,8 @@ def main(_):
         warmup_proportion=FLAGS.warmup_proportion, schedule=FLAGS.schedule,
         layer_decay=FLAGS.layer_decay,
         layer_decay_convention=FLAGS.layer_decay_convention,
-        weight_decay=FLAGS.weight_decay, **scale_settings(), seed=FLAGS.seed,
+        weight_decay=FLAGS.weight_decay, sparse_embedding_updates=FLAGS.sparse_embedding_updates,
+        **scale_settings(), seed=FLAGS.seed,
         checkpoint_every_steps=FLAGS.checkpoint_every_steps, overwrite=FLAGS.overwrite,
     )
     summary = {k: metrics[k] for k in ("best_epoch", "validation", "test") if k in metrics}

@@ -17,6 +17,13 @@ synthetic batch as throughput mode:
 
   .venv/bin/python tools/benchmark.py --mode=profile --sequence_length=18 --compare
 
+Serving: the exported raw-text SavedModel (tokenizer in the graph) on the
+500 TREC-6 test questions and on 1,000 IMDb reviews at length 512 — texts/s at
+batch 32 and latency p50/p99 at batch 1 — against HF's fast tokenizer + model
+under torch.no_grad with dynamic padding:
+
+  .venv/bin/python tools/benchmark.py --mode=inference --compare
+
 --compare runs tools/hf_baseline.py with the same settings in a child
 process under --hf_python (an interpreter with torch and transformers; the
 default is .venv-hf/bin/python) and prints the ratio of the two.
@@ -39,8 +46,11 @@ sys.path.insert(0, os.path.join(ROOT, "recipes"))  # the recipes' flag definitio
 
 from scale_flags import define_scale_flags  # noqa: E402
 from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
+from timing import median_milliseconds  # noqa: E402
+from timing import serving_speed  # noqa: E402
 
-flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end", "profile"], "What to time.")
+flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end", "profile", "inference"],
+                  "What to time.")
 flags.DEFINE_string("backbone", "minilm", "Backbone spec (a HF directory for --compare).")
 flags.DEFINE_integer("sequence_length", 128, "Tokens per example (throughput mode).")
 flags.DEFINE_integer("batch_size", 24, "Global batch size.")
@@ -52,6 +62,20 @@ flags.DEFINE_float("learning_rate", 5e-5, "End-to-end peak learning rate.")
 flags.DEFINE_bool("compare", False, "Also run the HuggingFace + PyTorch baseline.")
 flags.DEFINE_string("hf_python", os.path.join(ROOT, ".venv-hf", "bin", "python"), "Interpreter for the baseline.")
 flags.DEFINE_integer("seed", 0, "Seed.")
+flags.DEFINE_bool("keras_adam", False,
+                  "Profile/throughput: Keras' Adam instead of kerasbert's FusedAdam (the default).")
+flags.DEFINE_bool("sparse_embedding_updates", False,
+                  "Update only the word-embedding rows a batch reads (see recipes/finetune.py).")
+flags.DEFINE_string(
+    "imdb", os.path.join(os.path.dirname(ROOT), "shared", "data", "imdb", "train.jsonl"),
+    "Inference: IMDb reviews (JSON Lines with a text field); the first --imdb_texts are used.")
+flags.DEFINE_integer("imdb_texts", 1000, "Inference: IMDb reviews to classify.")
+flags.DEFINE_integer("latency_texts", 100, "Inference: texts timed one by one for latency.")
+flags.DEFINE_integer("inference_batch_size", 32, "Inference: batch size for texts/s.")
+flags.DEFINE_bool(
+    "static_shapes", False,
+    "Profile: trace the steps for the batch's exact shape instead of any batch size and length "
+    "(kerasbert's training loop and serving signature trace for unknown sizes).")
 define_scale_flags()
 FLAGS = flags.FLAGS
 
@@ -63,8 +87,18 @@ def model_flops_per_example(backbone, length, training):
     return 3 * forward if training else forward
 
 
-def throughput():
+def make_optimizer(model):
     import keras
+
+    import kerasbert
+
+    if FLAGS.keras_adam:
+        return keras.optimizers.Adam(2e-5, epsilon=1e-6)
+    return kerasbert.optimizers.build_optimizer(
+        model, 2e-5, total_steps=1000, sparse_embedding_updates=FLAGS.sparse_embedding_updates)
+
+
+def throughput():
     import numpy as np
     import tensorflow as tf
 
@@ -75,7 +109,7 @@ def throughput():
     with strategy.scope():
         backbone, _ = kerasbert.load_backbone(FLAGS.backbone, dtype=FLAGS.mixed_precision)
         model = kerasbert.LayerSelectedClassifier(backbone, 2)
-        model.compile(optimizer=keras.optimizers.Adam(2e-5), jit_compile=FLAGS.jit_compile)
+        model.compile(optimizer=make_optimizer(model), jit_compile=FLAGS.jit_compile)
     rng = np.random.default_rng(FLAGS.seed)
     shape = (FLAGS.batch_size, FLAGS.sequence_length)
     features = {
@@ -88,17 +122,12 @@ def throughput():
     }
     labels = rng.integers(0, 2, FLAGS.batch_size)
 
-    def timed(step):
-        for _ in range(3):
-            step()
-        started = time.perf_counter()
-        for _ in range(FLAGS.steps):
-            step()
-        return time.perf_counter() - started
-
-    train_seconds = timed(lambda: model.train_on_batch(features, labels))
-    infer_seconds = timed(lambda: model.predict_on_batch(features))
-    examples = FLAGS.steps * FLAGS.batch_size
+    # Median step times (tools/timing.py), as the HuggingFace baseline measures.
+    train_seconds = median_milliseconds(lambda: model.train_on_batch(features, labels),
+                                        FLAGS.steps) / 1000
+    infer_seconds = median_milliseconds(lambda: model.predict_on_batch(features),
+                                        FLAGS.steps) / 1000
+    examples = FLAGS.batch_size
     result = {
         "train_examples_per_second": examples / train_seconds,
         "inference_examples_per_second": examples / infer_seconds,
@@ -122,7 +151,7 @@ def profile():
 
     backbone, _ = kerasbert.load_backbone(FLAGS.backbone, dtype=FLAGS.mixed_precision)
     model = kerasbert.LayerSelectedClassifier(backbone, 2)
-    optimizer = keras.optimizers.Adam(2e-5)
+    optimizer = make_optimizer(model)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     rng = np.random.default_rng(FLAGS.seed)
     shape = (FLAGS.batch_size, FLAGS.sequence_length)
@@ -136,25 +165,34 @@ def profile():
     variables = model.trainable_variables
     optimizer.build(variables)
     jit = FLAGS.jit_compile
+    # Traced like kerasbert's training loop: for any batch size and length
+    # (--static_shapes: for this batch's shape only).
+    dimension = FLAGS.batch_size if FLAGS.static_shapes else None
+    length = FLAGS.sequence_length if FLAGS.static_shapes else None
+    signature = [{name: tf.TensorSpec((dimension, length), tf.int32) for name in features},
+                 tf.TensorSpec((dimension,), labels.dtype)]
 
-    @tf.function(jit_compile=jit)
-    def forward():
+    def function(step):
+        return tf.function(step, jit_compile=jit, input_signature=signature)
+
+    @function
+    def forward(features, labels):
         return loss_fn(labels, model(features, training=True))
 
-    @tf.function(jit_compile=jit)
-    def forward_backward():
+    @function
+    def forward_backward(features, labels):
         with tf.GradientTape() as tape:
             loss = loss_fn(labels, model(features, training=True))
         return tape.gradient(loss, variables)
 
-    gradients = forward_backward()
+    gradients = forward_backward(features, labels)
 
     @tf.function(jit_compile=jit)
     def update():
         optimizer.apply(gradients, variables)
 
-    @tf.function(jit_compile=jit)
-    def train_step():
+    @function
+    def train_step(features, labels):
         with tf.GradientTape() as tape:
             loss = loss_fn(labels, model(features, training=True))
         optimizer.apply(tape.gradient(loss, variables), variables)
@@ -164,23 +202,20 @@ def profile():
             (output.values if isinstance(output, tf.IndexedSlices) else output).numpy()
 
     def milliseconds(step):
-        for _ in range(3):
-            wait(step())
-        started = time.perf_counter()
-        for _ in range(FLAGS.steps):
-            wait(step())
-        return 1000 * (time.perf_counter() - started) / FLAGS.steps
+        return median_milliseconds(lambda: wait(step()), FLAGS.steps)
 
+    # A step's ops have all run when its function returns; reading the
+    # (scalar) step counter, not a variable, keeps a copy out of the timing.
     def train_step_done():
-        train_step()
-        return variables[0]
+        train_step(features, labels)
+        return optimizer.iterations
 
     def update_done():
         update()
-        return variables[0]
+        return optimizer.iterations
 
-    forward_ms = milliseconds(forward)
-    forward_backward_ms = milliseconds(forward_backward)
+    forward_ms = milliseconds(lambda: forward(features, labels))
+    forward_backward_ms = milliseconds(lambda: forward_backward(features, labels))
     return {
         "forward_ms": forward_ms,
         "backward_ms": forward_backward_ms - forward_ms,
@@ -188,6 +223,46 @@ def profile():
         "train_step_ms": milliseconds(train_step_done),
         "trainable_parameters": int(sum(np.prod(v.shape) for v in variables)),
     }
+
+
+def inference_texts():
+    """{"trec": the 500 TREC-6 test questions, "imdb": the first IMDb reviews}."""
+    sets = {"trec": os.path.join(FLAGS.data_dir, "test.jsonl"), "imdb": FLAGS.imdb}
+    texts = {}
+    for name, path in sets.items():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--mode=inference reads {name} texts from {path}: no such file")
+        with open(path, encoding="utf-8") as file:
+            texts[name] = [json.loads(line)["text"] for line in file if line.strip()]
+    texts["imdb"] = texts["imdb"][: FLAGS.imdb_texts]
+    return texts
+
+
+def inference():
+    import tensorflow as tf
+
+    import kerasbert
+
+    texts = inference_texts()
+    with open(os.path.join(FLAGS.data_dir, "train.jsonl"), encoding="utf-8") as file:
+        label_names = sorted({str(json.loads(line)["label"]) for line in file if line.strip()})
+    model = kerasbert.LayerSelectedClassifier.from_preset(
+        FLAGS.backbone, label_names=label_names, sequence_length=512,
+        dtype=FLAGS.mixed_precision,
+    )
+    result = {}
+    with tempfile.TemporaryDirectory() as path:
+        kerasbert.export_serving(model, model.preprocessor, path, label_names)
+        serving = tf.saved_model.load(path)
+
+        def classify(batch):
+            return serving.serve(tf.constant(batch))["probabilities"].numpy()
+
+        for name, chosen in texts.items():
+            result[name] = serving_speed(
+                classify, chosen, FLAGS.inference_batch_size, FLAGS.latency_texts)
+    result["peak_host_memory_mb"] = peak_host_memory_mb()
+    return result
 
 
 def end_to_end():
@@ -201,7 +276,7 @@ def end_to_end():
             FLAGS.backbone, train, output_dir, test=test, learning_rate=FLAGS.learning_rate,
             batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, seed=FLAGS.seed,
             mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-            export=False, verbose=0,
+            sparse_embedding_updates=FLAGS.sparse_embedding_updates, export=False, verbose=0,
         )
     return {
         "wall_seconds": time.perf_counter() - started,
@@ -223,6 +298,10 @@ def huggingface():
         f"--sequence_length={FLAGS.sequence_length}", f"--steps={FLAGS.steps}",
         f"--seed={FLAGS.seed}",
     ]
+    if FLAGS.mode == "inference":
+        command += [f"--imdb={FLAGS.imdb}", f"--imdb_texts={FLAGS.imdb_texts}",
+                    f"--latency_texts={FLAGS.latency_texts}",
+                    f"--inference_batch_size={FLAGS.inference_batch_size}"]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"The HuggingFace baseline failed:\n{result.stderr[-3000:]}")
@@ -230,11 +309,18 @@ def huggingface():
 
 
 def main(_):
-    ours = {"throughput": throughput, "end_to_end": end_to_end, "profile": profile}[FLAGS.mode]()
+    ours = {"throughput": throughput, "end_to_end": end_to_end, "profile": profile,
+            "inference": inference}[FLAGS.mode]()
     print(json.dumps({"kerasbert": ours}, indent=2))
     if FLAGS.compare:
         theirs = huggingface()
         print(json.dumps({"huggingface_pytorch": theirs}, indent=2))
+        if FLAGS.mode == "inference":
+            for name in ("trec", "imdb"):
+                for key in ("texts_per_second", "latency_p50_ms", "latency_p99_ms"):
+                    print(f"{name} kerasbert / huggingface {key}: "
+                          f"{ours[name][key] / theirs[name][key]:.3f}")
+            return
         key = {"end_to_end": "wall_seconds", "throughput": "train_examples_per_second",
                "profile": "train_step_ms"}[FLAGS.mode]
         print(f"kerasbert / huggingface {key}: {ours[key] / theirs[key]:.3f}")

@@ -10,6 +10,9 @@ AutoModelForSequenceClassification with AdamW, linear warmup (10 %) then decay,
 dynamic padding (DataCollatorWithPadding), batch 24, then test accuracy.
 throughput: training and inference examples/second on fixed-length batches.
 profile: forward / backward / optimizer-update milliseconds per training step.
+inference: texts/s at batch 32 and batch-1 latency on the TREC test questions
+and IMDb reviews (fast tokenizer, truncation to 512, dynamic padding,
+torch.no_grad), as tools/benchmark.py --mode=inference times the SavedModel.
 Prints one JSON line.
 """
 
@@ -19,12 +22,15 @@ import os
 import time
 
 from host_memory import peak_host_memory_mb  # tools/, this script's directory
+from timing import median_milliseconds
+from timing import serving_speed
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--mode", choices=["end_to_end", "throughput", "profile"], default="end_to_end")
+    parser.add_argument("--mode", choices=["end_to_end", "throughput", "profile", "inference"],
+                        default="end_to_end")
     parser.add_argument("--data_dir", default="data/trec")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=24)
@@ -33,6 +39,10 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--imdb", default=None)
+    parser.add_argument("--imdb_texts", type=int, default=1000)
+    parser.add_argument("--latency_texts", type=int, default=100)
+    parser.add_argument("--inference_batch_size", type=int, default=32)
     args = parser.parse_args()
 
     import torch
@@ -45,6 +55,10 @@ def main():
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+
+    if args.mode == "inference":
+        print(json.dumps(serving(torch, tokenizer, args)))
+        return
 
     if args.mode in ("profile", "throughput"):
         model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
@@ -112,14 +126,31 @@ def main():
     }))
 
 
-def milliseconds(step, steps):
-    """Mean milliseconds of `step()` over `steps` calls, after 3 untimed ones."""
-    for _ in range(3):
-        step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return 1000 * (time.perf_counter() - started) / steps
+def serving(torch, tokenizer, args):
+    """texts/s and batch-1 latency of tokenizer + model, as a server runs them."""
+    from transformers import AutoModelForSequenceClassification
+
+    def read(path, limit=None):
+        with open(path, encoding="utf-8") as file:
+            return [json.loads(line)["text"] for line in file if line.strip()][:limit]
+
+    with open(os.path.join(args.data_dir, "train.jsonl"), encoding="utf-8") as file:
+        classes = len({str(json.loads(line)["label"]) for line in file if line.strip()})
+    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=classes)
+    model.eval()
+
+    def classify(batch):
+        with torch.no_grad():
+            features = tokenizer(batch, truncation=True, max_length=512, padding=True,
+                                 return_tensors="pt")
+            return torch.softmax(model(**features).logits, dim=-1).numpy()
+
+    texts = {"trec": read(os.path.join(args.data_dir, "test.jsonl")),
+             "imdb": read(args.imdb, args.imdb_texts)}
+    result = {name: serving_speed(classify, chosen, args.inference_batch_size,
+                                  args.latency_texts) for name, chosen in texts.items()}
+    result["peak_host_memory_mb"] = peak_host_memory_mb()
+    return result
 
 
 def step_profile(torch, model, batch, optimizer, steps):
@@ -137,13 +168,13 @@ def step_profile(torch, model, batch, optimizer, steps):
         forward_backward()
         optimizer.step()
 
-    forward_ms = milliseconds(forward, steps)
-    forward_backward_ms = milliseconds(forward_backward, steps)
+    forward_ms = median_milliseconds(forward, steps)
+    forward_backward_ms = median_milliseconds(forward_backward, steps)
     return {
         "forward_ms": forward_ms,
         "backward_ms": forward_backward_ms - forward_ms,
-        "optimizer_update_ms": milliseconds(optimizer.step, steps),
-        "train_step_ms": milliseconds(train_step, steps),
+        "optimizer_update_ms": median_milliseconds(optimizer.step, steps),
+        "train_step_ms": median_milliseconds(train_step, steps),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
 
@@ -160,9 +191,9 @@ def throughput(torch, model, batch, optimizer, steps):
         with torch.no_grad():
             model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
 
-    examples_per_ms = len(batch["input_ids"]) / milliseconds(train_step, steps)
+    examples_per_ms = len(batch["input_ids"]) / median_milliseconds(train_step, steps)
     model.eval()
-    inference_per_ms = len(batch["input_ids"]) / milliseconds(inference_step, steps)
+    inference_per_ms = len(batch["input_ids"]) / median_milliseconds(inference_step, steps)
     return {
         "train_examples_per_second": 1000 * examples_per_ms,
         "inference_examples_per_second": 1000 * inference_per_ms,

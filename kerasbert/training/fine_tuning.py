@@ -72,6 +72,7 @@ def fine_tune(
     layer_decay=1.0,
     layer_decay_convention="paper",
     weight_decay=0.0,
+    sparse_embedding_updates=False,
     mixed_precision=None,
     jit_compile=False,
     strategy=None,
@@ -153,6 +154,11 @@ def fine_tune(
             `kerasbert.LayerwiseDecay`.
         weight_decay: float. Decoupled weight decay (AdamW) when > 0, kept off
             LayerNorm and bias variables as in BERT, and scaled per layer.
+        sparse_embedding_updates: bool. Update only the word-embedding rows
+            each batch looks up, keeping the other rows' Adam moments and
+            values (TensorFlow's LazyAdam; `kerasbert.optimizers.FusedAdam`).
+            A speed switch that departs from the paper's Adam; not with
+            `jit_compile`.
         mixed_precision: str or None. `"mixed_bfloat16"` or `"mixed_float16"`
             (with dynamic loss scaling): the encoder computes in 16 bits, the
             softmax layer and the loss in float32. `None` trains in float32.
@@ -233,6 +239,7 @@ def fine_tune(
             lambda model: build_optimizer(
                 model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
                 schedule, layer_decay, layer_decay_convention, weight_decay,
+                sparse_embedding_updates,
             ),
             mixed_precision or (_mixed_policy(backbone) if built else None),
         )
@@ -387,6 +394,11 @@ def check_fine_tune_arguments(settings, train, validation, test):
     arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
     arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
     arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
+    if a["sparse_embedding_updates"] and a["jit_compile"]:
+        raise ValueError(
+            "`sparse_embedding_updates` cannot be XLA-compiled (tf.unique has no XLA kernel); "
+            "drop `jit_compile` or `sparse_embedding_updates`."
+        )
     if isinstance(a["seed"], bool) or not isinstance(a["seed"], int):
         raise ValueError(f"`seed` must be an integer. Received: {a['seed']!r}")
     if a["classifier"] == "feature_bilstm":

@@ -1,7 +1,6 @@
 """Further pre-training: masked LM (+ NSP) on a text corpus, resumable."""
 
 
-import keras
 import keras_hub
 import tensorflow as tf
 
@@ -9,6 +8,7 @@ from kerasbert.backbones import load_backbone
 from kerasbert.data.corpus import check_source
 from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
+from kerasbert.optimizers.fused_adam import FusedAdam
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
 from kerasbert.training import arguments
@@ -200,7 +200,7 @@ def further_pretrain(
 
         def build_pretraining_optimizer(model):
             schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
-            optimizer = keras.optimizers.AdamW(schedule, weight_decay=weight_decay, epsilon=1e-6)
+            optimizer = FusedAdam(schedule, weight_decay=weight_decay or None, epsilon=1e-6)
             optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
             return optimizer
 
