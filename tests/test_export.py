@@ -59,3 +59,26 @@ def test_label_count_must_match_model(tiny, tmp_path):
     preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)
     with pytest.raises(ValueError, match="3 outputs but 2 label names"):
         kerasbert.export_serving(model, preprocessor, str(tmp_path), ["a", "b"])
+
+
+@pytest.mark.parametrize("tokens_per_chunk", [1, 20, 100_000])
+def test_chunks_sorted_by_length_give_the_model_outputs_in_input_order(tiny, tokens_per_chunk):
+    backbone, tokenizer = tiny
+    preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=32)
+    model = kerasbert.LayerSelectedClassifier(backbone, 3)
+    texts = ["a", "who was galileo ?", "the film " * 20, "b c", "what is it ?" * 3, "d"]
+    module = kerasbert.export.ServingModule(model, preprocessor, ["x", "y", "z"],
+                                            tokens_per_chunk=tokens_per_chunk)
+    served = module.serve(tf.constant(texts))
+    expected = tf.nn.softmax(model.predict(preprocessor(texts), verbose=0)).numpy()
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    assert served["label"].numpy().tolist() == [b"xyz"[i:i + 1] for i in expected.argmax(1)]
+    assert module.serve(tf.constant([], tf.string))["probabilities"].shape == (0, 3)
+
+
+def test_tokens_per_chunk_must_be_positive(tiny):
+    backbone, tokenizer = tiny
+    preprocessor = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=16)
+    model = kerasbert.LayerSelectedClassifier(backbone, 2)
+    with pytest.raises(ValueError, match="tokens_per_chunk"):
+        kerasbert.export.ServingModule(model, preprocessor, ["a", "b"], tokens_per_chunk=0)

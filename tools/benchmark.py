@@ -72,6 +72,9 @@ flags.DEFINE_string(
 flags.DEFINE_integer("imdb_texts", 1000, "Inference: IMDb reviews to classify.")
 flags.DEFINE_integer("latency_texts", 100, "Inference: texts timed one by one for latency.")
 flags.DEFINE_integer("inference_batch_size", 32, "Inference: batch size for texts/s.")
+flags.DEFINE_integer("tokens_per_chunk", None,
+                     "Inference: the SavedModel's chunk size (kerasbert.export_serving); unset: "
+                     "its default, 0: whole batches.")
 flags.DEFINE_bool(
     "static_shapes", False,
     "Profile: trace the steps for the batch's exact shape instead of any batch size and length "
@@ -252,7 +255,8 @@ def inference():
     )
     result = {}
     with tempfile.TemporaryDirectory() as path:
-        kerasbert.export_serving(model, model.preprocessor, path, label_names)
+        chunk = {None: "auto", 0: None}.get(FLAGS.tokens_per_chunk, FLAGS.tokens_per_chunk)
+        kerasbert.export_serving(model, model.preprocessor, path, label_names, chunk)
         serving = tf.saved_model.load(path)
 
         def classify(batch):

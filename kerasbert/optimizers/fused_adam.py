@@ -20,21 +20,24 @@ class FusedAdam(keras.optimizers.Adam):
     once. Everything around the update stays Keras': the learning rate and
     its schedules, decoupled weight decay (`weight_decay`, as
     `keras.optimizers.AdamW`), clipping, loss scaling, gradient
-    accumulation, `tf.distribute`, saving. `amsgrad=True`, and variables of
-    another dtype than their gradient, use Keras' own update.
+    accumulation, `tf.distribute`, saving.
 
     `sparse_variables` opts into LazyAdam-style updates (TensorFlow Addons'
     `LazyAdam`): for variables whose path matches one of these regexes, such
     as the word-embedding table, only the rows that have a gradient this
     step are updated — their moments and values — and the other rows keep
-    their moments and values. This departs from Adam as the paper (and
+    their moments and values (a row whose gradient is exactly zero, such as
+    a masked padding token's, counts as untouched). This departs from Adam as the paper (and
     PyTorch) ran it, where every row moves by its momentum on every step;
     it is an opt-in speed switch, not the default. Rows come from the
     gradient's `tf.IndexedSlices` (an embedding lookup's gradient), or, when
     something densified it on the way (float16 loss scaling, clipping,
     cross-replica sums), from its non-zero rows. Not for XLA-compiled steps
-    (`tf.unique` has no XLA kernel). With weight decay, every row of a
-    sparse variable is decayed every step, as in `AdamW`.
+    (the rows are a data-dependent shape), which includes Keras'
+    `jit_compile="auto"` on a GPU: compile with `jit_compile=False`. With
+    weight decay, every row of a sparse variable is decayed every step, as in
+    `AdamW`. `amsgrad=True` uses Keras' own update and cannot be combined
+    with `sparse_variables`.
 
     Args:
         sparse_variables: list of str or None. Regexes (`re.search`) on
@@ -57,6 +60,14 @@ class FusedAdam(keras.optimizers.Adam):
 
     def __init__(self, *args, sparse_variables=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if isinstance(sparse_variables, str) or not all(
+                isinstance(p, str) for p in sparse_variables or []):
+            raise ValueError(
+                "`sparse_variables` must be a list of regexes (str). "
+                f"Received: {sparse_variables!r}"
+            )
+        if sparse_variables and self.amsgrad:
+            raise ValueError("`sparse_variables` is not supported with `amsgrad=True`.")
         self.sparse_variables = list(sparse_variables or [])
         self._sparse_patterns = [re.compile(p) for p in self.sparse_variables]
 
@@ -65,12 +76,25 @@ class FusedAdam(keras.optimizers.Adam):
         self._variable_is_sparse = [
             any(p.search(v.path) for p in self._sparse_patterns) for v in var_list
         ]
+        for variable, sparse in zip(var_list, self._variable_is_sparse):
+            if sparse and len(variable.shape) < 2:
+                raise ValueError(
+                    f"`sparse_variables` matched {variable.path} of shape {variable.shape}; "
+                    "row-sparse updates need a table of rank 2 or more."
+                )
+        if self.sparse_variables and not any(self._variable_is_sparse):
+            raise ValueError(
+                f"`sparse_variables` {self.sparse_variables} matched none of the "
+                f"{len(var_list)} variables (e.g. {[v.path for v in var_list[:3]]})."
+            )
 
     def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or gradient.dtype != variable.dtype:
+        if self.amsgrad:
             return super().update_step(gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         dtype = variable.dtype
+        # As Keras' Adam does (tf.cast keeps tf.IndexedSlices sparse).
+        gradient = tf.cast(gradient, dtype)
         step = tf.cast(self.iterations + 1, dtype)
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
@@ -123,12 +147,18 @@ def _dense_adam_update(
 def _sparse_adam_update(
     gradient, variable, m, v, beta_1, beta_2, beta_1_power, beta_2_power, learning_rate, epsilon
 ):
+    # The rows with a non-zero gradient; a row that is looked up but gets an
+    # exactly zero gradient (a masked padding token) is left alone too.
     if isinstance(gradient, tf.IndexedSlices):
         rows, positions = tf.unique(gradient.indices)
         values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.size(rows))
     else:
-        rows = tf.reshape(tf.where(tf.reduce_any(tf.not_equal(gradient, 0), axis=1)), [-1])
-        values = tf.gather(gradient, rows)
+        rows = tf.range(tf.shape(gradient)[0])
+        values = gradient
+    row_axes = list(range(1, len(values.shape)))
+    nonzero = tf.reduce_any(tf.not_equal(values, 0), axis=row_axes)
+    rows = tf.boolean_mask(rows, nonzero)
+    values = tf.boolean_mask(values, nonzero)
     m, v = _tf_variable(m), _tf_variable(v)
     m_rows = tf.gather(m, rows) + (values - tf.gather(m, rows)) * (1 - beta_1)
     v_rows = tf.gather(v, rows) + (tf.square(values) - tf.gather(v, rows)) * (1 - beta_2)

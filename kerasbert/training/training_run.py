@@ -13,6 +13,10 @@ from kerasbert.training.run_directory import read_json
 from kerasbert.training.training_loop import TrainingLoop
 
 METRICS_FILE = "metrics.json"
+# Which Adam update the run's steps take, part of every fingerprint: runs
+# made with Keras' Adam (before FusedAdam, whose second moment of repeated
+# embedding rows differs) are not resumed or reused by the FusedAdam code.
+ADAM_UPDATE = "FusedAdam"
 
 
 class TrainingRun:
@@ -50,7 +54,9 @@ class TrainingRun:
         self.settings = settings
         self.strategy = strategy or tf.distribute.get_strategy()
         self.seed = seed
-        fingerprint = result_settings({**settings, "strategy": self.strategy}, result_neutral)
+        fingerprint = result_settings(
+            {**settings, "strategy": self.strategy, "adam_update": ADAM_UPDATE}, result_neutral
+        )
         self._run_directory = RunDirectory(
             output_dir, fingerprint, data, overwrite=overwrite, chief=is_chief(self.strategy)
         )

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import kerasbert
+from kerasbert.backbones import tiny_backbone_and_tokenizer
 from kerasbert.optimizers import FusedAdam
 from tests.helpers import run_on_two_cpus
 
@@ -43,14 +44,17 @@ def test_same_update_as_keras_adam(arguments):
 
 def test_schedule_and_layerwise_rates_compose():
     schedule = kerasbert.optimizers.schedules.WarmupLinearDecay(1e-2, 10, 0.2)
-    ours = kerasbert.layerwise_decay(FusedAdam(schedule, weight_decay=0.01), decay=0.5)
+    ours = kerasbert.layerwise_decay(FusedAdam(schedule, weight_decay=0.01), decay=0.5,
+                                     multipliers={"table": 0.3})
     keras_adam = kerasbert.layerwise_decay(keras.optimizers.AdamW(schedule, weight_decay=0.01),
-                                           decay=0.5)
+                                           decay=0.5, multipliers={"table": 0.3})
     assert isinstance(ours, kerasbert.optimizers.LayerwiseDecay)
     assert isinstance(ours, FusedAdam)
     gradients = [tf.constant(g) for g in GRADIENTS]
-    np.testing.assert_allclose(applied(ours, gradients)[0], applied(keras_adam, gradients)[0],
-                               rtol=1e-6)
+    result = applied(ours, gradients)[0]
+    np.testing.assert_allclose(result, applied(keras_adam, gradients)[0], rtol=1e-6)
+    unscaled = kerasbert.layerwise_decay(FusedAdam(schedule, weight_decay=0.01), decay=0.5)
+    assert not np.allclose(result, applied(unscaled, gradients)[0])
 
 
 def test_repeated_rows_of_an_embedding_gradient_are_summed_before_squaring():
@@ -106,7 +110,7 @@ def test_sparse_embedding_updates_in_a_model_leave_unread_rows(tiny):
     )
     model.compile(optimizer=kerasbert.optimizers.build_optimizer(
         model, 1e-2, total_steps=4, sparse_embedding_updates=True
-    ))
+    ), jit_compile=False)  # Keras' "auto" is XLA on a GPU; row-sparse steps are not
     table = backbone.get_layer("token_embedding").embeddings
     before = table.numpy()
     model.train_on_batch(features, np.array([0, 1]))
@@ -117,20 +121,66 @@ def test_sparse_embedding_updates_in_a_model_leave_unread_rows(tiny):
     assert not np.allclose(model.get_layer("logits").kernel.numpy(), 0)
 
 
-def test_saved_with_its_state_and_sparse_variables(tiny, tmp_path):
-    backbone, tokenizer = tiny
-    model = kerasbert.LayerSelectedClassifier(backbone, 2)
+def test_saved_with_its_state_and_sparse_variables(tmp_path):
+    # No dropout: the comparison of further training needs equal gradients.
+    backbone, tokenizer = tiny_backbone_and_tokenizer(dropout=0.0)
+    model = kerasbert.LayerSelectedClassifier(backbone, 2, dropout=0.0)
     features = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=8)(["a b", "c"])
     model.compile(optimizer=kerasbert.layerwise_decay(
-        FusedAdam(1e-3, sparse_variables=["token_embedding/"]), decay=0.9))
+        FusedAdam(1e-3, sparse_variables=["token_embedding/"]), decay=0.9), jit_compile=False)
     model.train_on_batch(features, np.array([0, 1]))
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
     assert type(restored.optimizer).__name__ == "LayerwiseFusedAdam"
     assert restored.optimizer.sparse_variables == ["token_embedding/"]
+    assert len(restored.optimizer.variables) == len(model.optimizer.variables) > 2
     for saved, loaded in zip(model.optimizer.variables, restored.optimizer.variables):
         np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    # Training goes on identically from the restored state.
+    model.train_on_batch(features, np.array([0, 1]))
+    restored.train_on_batch(features, np.array([0, 1]))
+    for a, b in zip(model.get_weights(), restored.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_loss_scaling_and_clipping_of_an_embedding_gradient(tiny):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(1)
+        backbone, tokenizer = kerasbert.load_backbone("tiny")
+        model = kerasbert.LayerSelectedClassifier(backbone, 2)
+        features = kerasbert.ClassifierPreprocessor(tokenizer, sequence_length=8)(["a b", "c"])
+        model.compile(optimizer=FusedAdam(1e-3, clipnorm=0.1,
+                                          sparse_variables=["token_embedding/"]),
+                      jit_compile=False)
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        table = backbone.get_layer("token_embedding").embeddings
+        before = table.numpy()
+        for _ in range(2):
+            model.train_on_batch(features, np.array([0, 1]))
+        changed = set(np.flatnonzero(np.abs(table.numpy() - before).max(axis=1)))
+        assert changed == set(np.unique(features["token_ids"])) - {0}
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"sparse_variables": "token_embedding/"}, "list of regexes"),
+    ({"sparse_variables": ["x"], "amsgrad": True}, "amsgrad"),
+])
+def test_bad_sparse_variables(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        FusedAdam(1e-3, **arguments)
+
+
+def test_sparse_variables_must_match_a_table():
+    with pytest.raises(ValueError, match="matched none"):
+        FusedAdam(1e-3, sparse_variables=["nothing"]).build([keras.Variable(np.ones((2, 2)))])
+    bias = keras.Variable(np.ones(3), name="bias")
+    with pytest.raises(ValueError, match="rank 2"):
+        FusedAdam(1e-3, sparse_variables=["bias"]).build([bias])
 
 
 MIRRORED_SCRIPT = """
@@ -143,18 +193,31 @@ gradients = [np.array([[1.0, -2.0], [0.5, 0.0]], "float32"), np.array([[0.2, 0.1
 def train(strategy, replica_share):
     with strategy.scope():
         variable = keras.Variable(np.ones((2, 2), "float32"))
-        optimizer = FusedAdam(0.1)
-        optimizer.build([variable])
-    for gradient in gradients:
-        strategy.run(lambda: optimizer.apply([tf.constant(gradient * replica_share)], [variable]))
-    return np.asarray(variable.numpy()), [np.asarray(v.numpy()) for v in optimizer.variables]
+        table = keras.Variable(np.ones((4, 2), "float32"), name="table")
+        optimizer = FusedAdam(0.1, sparse_variables=["table"])
+        optimizer.build([variable, table])
+
+    @tf.function
+    def step(gradient, rows):
+        def apply():
+            sparse = tf.IndexedSlices(tf.ones((2, 2)) * replica_share, rows, tf.constant([4, 2]))
+            optimizer.apply([gradient * replica_share, sparse], [variable, table])
+        strategy.run(apply)
+
+    for gradient, rows in zip(gradients, ([0, 0], [2, 0])):
+        step(gradient, tf.constant(rows))
+    copies = lambda v: [np.asarray(c.numpy()) for c in strategy.experimental_local_results(v.value)]
+    return [copies(v) for v in [variable, table] + optimizer.variables]
 
 single = train(tf.distribute.OneDeviceStrategy("CPU:0"), 1.0)
 mirrored = train(tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"]), 0.5)
-np.testing.assert_allclose(mirrored[0], single[0], rtol=1e-6)
-for a, b in zip(mirrored[1], single[1]):
-    np.testing.assert_allclose(a, b, rtol=1e-6)
-assert np.abs(single[0] - 1).max() > 0.1
+for single_copies, mirrored_copies in zip(single, mirrored):
+    assert len(mirrored_copies) == 2
+    for copy in mirrored_copies:
+        np.testing.assert_allclose(copy, single_copies[0], rtol=1e-6)
+assert np.abs(single[0][0] - 1).max() > 0.1
+np.testing.assert_array_equal(single[1][0][[1, 3]], 1.0)  # rows without a gradient
+assert np.abs(single[1][0][[0, 2]] - 1).min() > 0.01
 print("mirrored equals single")
 """
 
