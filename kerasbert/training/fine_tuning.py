@@ -394,10 +394,15 @@ def check_fine_tune_arguments(settings, train, validation, test):
     arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
     arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
     arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
+    if a["sparse_embedding_updates"] and a["freeze_backbone"]:
+        raise ValueError(
+            "`sparse_embedding_updates` updates the word embeddings, which `freeze_backbone` "
+            "keeps frozen; drop one of them."
+        )
     if a["sparse_embedding_updates"] and a["jit_compile"]:
         raise ValueError(
-            "`sparse_embedding_updates` cannot be XLA-compiled (tf.unique has no XLA kernel); "
-            "drop `jit_compile` or `sparse_embedding_updates`."
+            "`sparse_embedding_updates` cannot be XLA-compiled (the updated rows are a "
+            "data-dependent shape); drop `jit_compile` or `sparse_embedding_updates`."
         )
     if isinstance(a["seed"], bool) or not isinstance(a["seed"], int):
         raise ValueError(f"`seed` must be an integer. Received: {a['seed']!r}")

@@ -168,6 +168,15 @@ def test_bad_arguments_are_named_before_anything_is_built(tmp_path, argument, va
     assert not out.exists()
 
 
+@pytest.mark.parametrize("other", ["jit_compile", "freeze_backbone"])
+def test_sparse_embedding_updates_refuse_what_they_cannot_do(tmp_path, other):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=f"`sparse_embedding_updates`.*`{other}`"):
+        kerasbert.fine_tune("tiny", sentiment_data(8, 0), str(out),
+                            **{**RUN, "sparse_embedding_updates": True, other: True})
+    assert not out.exists()
+
+
 def test_a_training_set_of_one_class_names_its_source(tmp_path):
     one_class = LabeledTexts(["a b", "c d"], np.array([1, 1], np.int32), ["pos", "neg"],
                              "data/one_class.jsonl")
