@@ -313,6 +313,12 @@ def huggingface():
 
 
 def main(_):
+    if FLAGS.sparse_embedding_updates and FLAGS.keras_adam:
+        raise app.UsageError("--sparse_embedding_updates needs kerasbert's FusedAdam; "
+                             "drop --keras_adam.")
+    for name in ("imdb_texts", "latency_texts", "inference_batch_size", "steps"):
+        if FLAGS[name].value < 1:
+            raise app.UsageError(f"--{name} must be positive.")
     ours = {"throughput": throughput, "end_to_end": end_to_end, "profile": profile,
             "inference": inference}[FLAGS.mode]()
     print(json.dumps({"kerasbert": ours}, indent=2))

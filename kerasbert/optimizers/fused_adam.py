@@ -32,9 +32,9 @@ class FusedAdam(keras.optimizers.Adam):
     it is an opt-in speed switch, not the default. Rows come from the
     gradient's `tf.IndexedSlices` (an embedding lookup's gradient), or, when
     something densified it on the way (float16 loss scaling, clipping,
-    cross-replica sums), from its non-zero rows. Not for XLA-compiled steps
-    (the rows are a data-dependent shape), which includes Keras'
-    `jit_compile="auto"` on a GPU: compile with `jit_compile=False`. With
+    cross-replica sums), from its non-zero rows. Untested under XLA beyond
+    one CPU run (the rows are a data-dependent shape; `fine_tune` refuses the
+    combination); Keras' `jit_compile="auto"` is XLA on a GPU. With
     weight decay, every row of a sparse variable is decayed every step, as in
     `AdamW`. `amsgrad=True` uses Keras' own update and cannot be combined
     with `sparse_variables`.
@@ -60,8 +60,9 @@ class FusedAdam(keras.optimizers.Adam):
 
     def __init__(self, *args, sparse_variables=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if isinstance(sparse_variables, str) or not all(
-                isinstance(p, str) for p in sparse_variables or []):
+        if sparse_variables is not None and (
+                not isinstance(sparse_variables, (list, tuple))
+                or not all(isinstance(p, str) for p in sparse_variables)):
             raise ValueError(
                 "`sparse_variables` must be a list of regexes (str). "
                 f"Received: {sparse_variables!r}"
@@ -69,7 +70,10 @@ class FusedAdam(keras.optimizers.Adam):
         if sparse_variables and self.amsgrad:
             raise ValueError("`sparse_variables` is not supported with `amsgrad=True`.")
         self.sparse_variables = list(sparse_variables or [])
-        self._sparse_patterns = [re.compile(p) for p in self.sparse_variables]
+        try:
+            self._sparse_patterns = [re.compile(p) for p in self.sparse_variables]
+        except re.error as error:
+            raise ValueError(f"`sparse_variables` holds an invalid regex: {error}") from None
 
     def build(self, var_list):
         super().build(var_list)

@@ -394,15 +394,20 @@ def check_fine_tune_arguments(settings, train, validation, test):
     arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
     arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
     arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
-    if a["sparse_embedding_updates"] and a["freeze_backbone"]:
+    if not isinstance(a["sparse_embedding_updates"], bool):
+        raise ValueError("`sparse_embedding_updates` must be True or False. "
+                         f"Received: {a['sparse_embedding_updates']!r}")
+    frozen = a["freeze_backbone"] or a["classifier"] == "feature_bilstm" or getattr(
+        a["backbone"], "freeze_backbone", False)
+    if a["sparse_embedding_updates"] and frozen:
         raise ValueError(
             "`sparse_embedding_updates` updates the word embeddings, which `freeze_backbone` "
-            "keeps frozen; drop one of them."
+            "(or the frozen feature_bilstm classifier) keeps frozen; drop one of them."
         )
     if a["sparse_embedding_updates"] and a["jit_compile"]:
         raise ValueError(
-            "`sparse_embedding_updates` cannot be XLA-compiled (the updated rows are a "
-            "data-dependent shape); drop `jit_compile` or `sparse_embedding_updates`."
+            "`sparse_embedding_updates` is not supported with `jit_compile` (the updated rows "
+            "are a data-dependent shape; untested under XLA); drop one of them."
         )
     if isinstance(a["seed"], bool) or not isinstance(a["seed"], int):
         raise ValueError(f"`seed` must be an integer. Received: {a['seed']!r}")

@@ -169,6 +169,9 @@ def test_loss_scaling_and_clipping_of_an_embedding_gradient(tiny):
 @pytest.mark.parametrize("arguments, message", [
     ({"sparse_variables": "token_embedding/"}, "list of regexes"),
     ({"sparse_variables": ["x"], "amsgrad": True}, "amsgrad"),
+    ({"sparse_variables": 123}, "list of regexes"),
+    ({"sparse_variables": {"table": 1}}, "list of regexes"),
+    ({"sparse_variables": ["("]}, "invalid regex"),
 ])
 def test_bad_sparse_variables(arguments, message):
     with pytest.raises(ValueError, match=message):

@@ -245,3 +245,15 @@ def test_fine_tune_trains_a_copy_of_a_built_classifier_and_resumes_it(tmp_path):
                                                           sequence_length=16)
     with pytest.raises(ValueError, match="single-task classifier"):
         kerasbert.fine_tune(multitask, train, str(tmp_path / "multi"), **options)
+
+
+def test_sparse_embedding_updates_refuse_a_frozen_encoder_and_non_bools(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="feature_bilstm"):
+        kerasbert.fine_tune("tiny", sentiment_data(8, 0), str(out),
+                            **{**RUN, "sparse_embedding_updates": True,
+                               "classifier": "feature_bilstm"})
+    with pytest.raises(ValueError, match="True or False"):
+        kerasbert.fine_tune("tiny", sentiment_data(8, 0), str(out),
+                            **{**RUN, "sparse_embedding_updates": "yes"})
+    assert not out.exists()
