@@ -1,26 +1,42 @@
-r"""Re-run one of the paper's tables on a dataset, with a report.
+r"""Re-run one of the paper's tables or figures on a dataset, over seeds, with a report.
 
-  python recipes/reproduce.py --table=3 --dataset=data/trec --backbone=minilm \
-      --budget=cpu --output_dir=runs/table3_trec
+  python recipes/reproduce.py --table=4 --dataset=data/trec --budget=cpu \
+      --seeds=3 --output_dir=runs/table4_trec
+  python recipes/reproduce.py --figure=2 --dataset=data/trec --budget=cpu \
+      --output_dir=runs/figure2_trec
 
 --table: 2 (long-text strategies), 3 (features of each layer), 4 (ξ ×
 learning rate), 5 (fine-tuning from no / in-task / in-domain / cross-domain
 further pre-training), 6 (the same with the BERT-Feat baseline and the
 relative error reduction), 7 (single-task vs multi-task fine-tuning; the
 other tasks come from --multitask_datasets).
+--figure: 2 (learning rates 2e-5 … 4e-4: training loss and validation error
+per epoch per rate), 3 (error against further pre-training steps: one
+in-task pre-training keeps its encoder every --checkpoint_every steps, each
+is fine-tuned), 4 (few-shot: BERT-FiT against BERT-ITPT-FiT over training
+sizes --fractions and/or --examples_per_class, on a log axis).
 --dataset: a registry name of the paper's datasets (imdb, yelp_p, yelp_f,
 trec, yahoo, ag_news, dbpedia, sogou) read from --data_dir, or any dataset
 spec (file, directory with train/test splits, tfds:NAME).
 --budget: `paper` (the default: every flag at the paper's setting) or `cpu`
-(a scaled-down grid that finishes in CPU minutes: see BUDGETS); a flag given
-on the command line always wins over the budget.
+(a scaled-down grid that finishes on two CPU cores in under an hour with
+MiniLM on TREC-6: see BUDGETS); a flag given on the command line always
+wins over the budget.
+--seeds=N runs every cell with seeds 0 … N−1 (or --seed=0,3,7 for a list):
+the seed picks the training subset, the validation carve, the new weights
+and the batch order, so every row of one seed sees the same data. The report
+shows mean ± standard deviation, the per-seed values, and each row against
+its baseline row: the mean paired difference with a 95 % t interval over
+the seeds, or with one seed a paired bootstrap over the test examples, and
+a verdict: better, worse, or not distinguishable at this budget.
 
-In-task further pre-training reads the dataset's training text; in-domain
+In-task further pre-training reads the dataset's whole training text; in-domain
 and cross-domain pre-training read the corpora of --in_domain_corpus and
---cross_domain_corpus (their rows are left out when these are unset). Every
-cell is a normal recipe run in --output_dir/CELL; started again, the grid
-returns finished cells and resumes an interrupted pre-training. Writes
---output_dir/report.md with PNG charts.
+--cross_domain_corpus (their rows are left out when these are unset).
+Further pre-training runs once (seeded by the first seed) and every seed
+fine-tunes from it. Every cell is a normal recipe run in
+--output_dir/seed_<S>/CELL; started again, the grid returns finished cells
+and resumes an interrupted one. Writes --output_dir/report.md with PNG charts.
 """
 
 import os
@@ -39,6 +55,7 @@ from kerasbert.reproduction import grids  # noqa: E402
 from kerasbert.training.multitask import TaskData  # noqa: E402
 
 flags.DEFINE_enum("table", None, [str(t) for t in grids.TABLES], "The paper's table to reproduce.")
+flags.DEFINE_enum("figure", None, [str(f) for f in grids.FIGURES], "The paper's figure to reproduce.")
 flags.DEFINE_string("dataset", None, "Registry name (with --data_dir) or dataset spec.")
 flags.DEFINE_list("multitask_datasets", [], "Table 7: the other tasks (names or specs).")
 flags.DEFINE_string("data_dir", None, "Directory of the paper's datasets / TFDS data.")
@@ -54,9 +71,12 @@ flags.DEFINE_integer("sequence_length", 512, "Word pieces per input.")
 flags.DEFINE_enum("truncation", "head", ["head", "tail", "head_tail"], "Long-text handling outside Table 2.")
 flags.DEFINE_integer("head_length", 128, "Head pieces of head_tail.")
 flags.DEFINE_integer("max_segments", None, "Segment cap (Table 2).")
-flags.DEFINE_float("learning_rate", 2e-5, "Learning rate (all tables but 4).")
-flags.DEFINE_list("learning_rates", ["2.5e-5", "2e-5"], "Table 4's learning rates.")
+flags.DEFINE_float("learning_rate", 2e-5, "Learning rate (all grids but Table 4 and Figure 2).")
+flags.DEFINE_list("learning_rates", None, "Table 4's learning rates (default 2.5e-5,2e-5) or Figure 2's (default 2e-5,5e-5,1e-4,4e-4).")
 flags.DEFINE_float("feature_learning_rate", 1e-3, "Table 6: BERT-Feat's learning rate.")
+flags.DEFINE_list("fractions", None, "Figure 4: training fractions in (0, 1] (paper budget: 0.004,0.01,0.05,0.1,0.2,0.5,1).")
+flags.DEFINE_list("examples_per_class", [], "Figure 4: training sizes as examples per class.")
+flags.DEFINE_integer("min_train_steps", 0, "Figure 4: train a small subset for more epochs, up to this many steps.")
 flags.DEFINE_multi_string("in_domain_corpus", [], "Tables 5–6: in-domain corpus sources, SPEC[@WEIGHT], repeatable.")
 flags.DEFINE_multi_string("cross_domain_corpus", [], "Tables 5–7: cross-domain corpus sources, SPEC[@WEIGHT], repeatable.")
 flags.DEFINE_integer("pretrain_steps", 100_000, "Further pre-training steps.")
@@ -65,25 +85,69 @@ flags.DEFINE_integer("pretrain_batch_size", 32, "Further pre-training batch size
 flags.DEFINE_integer("pretrain_sequence_length", 128, "Further pre-training sequence length.")
 flags.DEFINE_float("pretrain_learning_rate", 5e-5, "Further pre-training learning rate.")
 flags.DEFINE_bool("pretrain_nsp", True, "Add next-sentence prediction to masked LM.")
-flags.DEFINE_integer("checkpoint_every", 1000, "Further pre-training checkpoint interval.")
-flags.DEFINE_integer("seed", 0, "Seed of every cell.")
+flags.DEFINE_integer("checkpoint_every", 1000, "Further pre-training checkpoint interval (Figure 3: its snapshot interval).")
+flags.DEFINE_list("seed", ["0"], "Seeds: every cell runs once per seed.")
+flags.DEFINE_integer("seeds", None, "Run seeds 0 … N−1 (instead of --seed).")
 flags.DEFINE_string("output_dir", None, "Grid directory.")
 flags.DEFINE_bool("traceback", False, "Show the Python traceback of a failure.")
 FLAGS = flags.FLAGS
 
-# `--budget=cpu`: MiniLM-sized grids in CPU minutes (a few minutes per cell).
+# Budgets: flag values per grid ("tables" for every table); a flag given on
+# the command line wins. `cpu`: MiniLM on TREC-6 in under an hour on two
+# CPU cores per grid (Table 4: 8 cells of 1–2 minutes per seed).
+CPU_TABLES = {"train_examples": 2000, "epochs": 2, "sequence_length": 128, "head_length": 32,
+              "max_segments": 4, "learning_rate": 1e-4, "learning_rates": ["1e-4", "5e-5"],
+              "pretrain_steps": 200, "pretrain_warmup_steps": 20, "checkpoint_every": 100}
 BUDGETS = {
-    "paper": {},
-    "cpu": {"train_examples": 2000, "epochs": 2, "sequence_length": 128, "head_length": 32,
-            "max_segments": 4, "learning_rate": 1e-4, "learning_rates": ["1e-4", "5e-5"],
-            "pretrain_steps": 200, "pretrain_warmup_steps": 20, "checkpoint_every": 100},
+    "paper": {
+        "figure3": {"checkpoint_every": 10_000},
+        "figure4": {"fractions": ["0.004", "0.01", "0.05", "0.1", "0.2", "0.5", "1"]},
+    },
+    "cpu": {
+        "tables": CPU_TABLES,
+        "figure2": {**CPU_TABLES, "train_examples": 1000, "epochs": 4,
+                    "learning_rates": ["2e-5", "5e-5", "1e-4", "4e-4"]},
+        "figure3": {**CPU_TABLES, "pretrain_steps": 400, "pretrain_warmup_steps": 40},
+        "figure4": {**CPU_TABLES, "train_examples": 0, "min_train_steps": 50,
+                    "fractions": ["0.01", "0.03", "0.1", "0.3", "1"]},
+    },
 }
 
 
-def apply_budget():
-    for name, value in BUDGETS[FLAGS.budget].items():
+def grid_name():
+    if (FLAGS.table is None) == (FLAGS.figure is None):
+        raise app.UsageError("Give exactly one of --table and --figure.")
+    return f"table{FLAGS.table}" if FLAGS.table else f"figure{FLAGS.figure}"
+
+
+def apply_budget(grid):
+    budgets = BUDGETS[FLAGS.budget]
+    preset = budgets.get(grid, budgets.get("tables", {}) if grid.startswith("table") else {})
+    for name, value in preset.items():
         if not FLAGS[name].present:
             FLAGS[name].value = value
+
+
+def _numbers(name, values, kind):
+    try:
+        return [kind(v) for v in values]
+    except ValueError:
+        raise app.UsageError(f"--{name} must be a list of {kind.__name__}s. Received: "
+                             f"{','.join(values)}") from None
+
+
+def seeds():
+    if FLAGS.seeds is not None:
+        if FLAGS["seed"].present:
+            raise app.UsageError("Give --seeds=N or --seed=LIST, not both.")
+        if FLAGS.seeds < 1:
+            raise app.UsageError(f"--seeds must be at least 1. Received: {FLAGS.seeds}")
+        return list(range(FLAGS.seeds))
+    chosen = _numbers("seed", FLAGS.seed, int)
+    if not chosen or len(set(chosen)) != len(chosen) or min(chosen) < 0:
+        raise app.UsageError(f"--seed must list distinct non-negative seeds. Received: "
+                             f"{','.join(FLAGS.seed)}")
+    return chosen
 
 
 def task_name(dataset):
@@ -98,30 +162,33 @@ def task_name(dataset):
     return name
 
 
-def read_task(dataset):
-    """`(task, full training texts)` of a dataset, with the budget applied."""
+def read_splits(dataset):
+    """`(train, test or None)` of a dataset, whole."""
     if dataset in registry.DATASETS and FLAGS.data_dir:
         train = registry.read_named_dataset(dataset, "train", FLAGS.data_dir)
         test = registry.read_named_dataset(
             dataset, "test", FLAGS.data_dir, label_names=train.label_names)
-    else:
-        train = kerasbert.read_labeled_texts(dataset, "train", data_dir=FLAGS.data_dir)
-        test = None  # without a test split, cells report their validation error
-        if not os.path.isfile(dataset):  # a file is one split: never read it again as test
-            try:
-                test = kerasbert.read_labeled_texts(dataset, "test", data_dir=FLAGS.data_dir,
-                                                    label_names=train.label_names)
-            except FileNotFoundError:
-                pass
-    all_texts = train.texts
+        return train, test
+    train = kerasbert.read_labeled_texts(dataset, "train", data_dir=FLAGS.data_dir)
+    test = None  # without a test split, cells report their validation error
+    if not os.path.isfile(dataset):  # a file is one split: never read it again as test
+        try:
+            test = kerasbert.read_labeled_texts(dataset, "test", data_dir=FLAGS.data_dir,
+                                                label_names=train.label_names)
+        except FileNotFoundError:
+            pass
+    return train, test
+
+
+def task_for_seed(train, test, seed):
+    """The task one seed runs: its training subset (budget) and validation carve."""
     if FLAGS.train_examples and FLAGS.train_examples < len(train):
-        train = train.sample(FLAGS.train_examples, seed=FLAGS.seed)
+        train = train.sample(FLAGS.train_examples, seed=seed)
     if FLAGS.train_examples_per_class:
-        train = train.sample_per_class(FLAGS.train_examples_per_class, seed=FLAGS.seed)
-    train, validation = train.split(FLAGS.validation_fraction, seed=FLAGS.seed)
-    task = TaskData(train, validation, test, sequence_length=FLAGS.sequence_length,
-                truncation=FLAGS.truncation, head_length=FLAGS.head_length)
-    return task, all_texts
+        train = train.sample_per_class(FLAGS.train_examples_per_class, seed=seed)
+    train, validation = train.split(FLAGS.validation_fraction, seed=seed)
+    return TaskData(train, validation, test, sequence_length=FLAGS.sequence_length,
+                    truncation=FLAGS.truncation, head_length=FLAGS.head_length)
 
 
 def backbone_spec():
@@ -134,43 +201,61 @@ def backbone_spec():
 
 
 def main(_):
-    apply_budget()
-    table = int(FLAGS.table)
-    datasets = [FLAGS.dataset] + (FLAGS.multitask_datasets if table == 7 else [])
-    tasks, corpora = {}, {}
+    grid = grid_name()
+    apply_budget(grid)
+    seed_list = seeds()
+    learning_rates = (None if FLAGS.learning_rates is None
+                      else _numbers("learning_rates", FLAGS.learning_rates, float))
+    fractions = _numbers("fractions", FLAGS.fractions or [], float)
+    examples_per_class = _numbers("examples_per_class", FLAGS.examples_per_class, int)
+    datasets = [FLAGS.dataset] + (FLAGS.multitask_datasets if grid == "table7" else [])
+    splits, corpora = {}, {}
     for dataset in datasets:
-        tasks[task_name(dataset)], texts = read_task(dataset)
-        if dataset == FLAGS.dataset and table in (5, 6):
-            in_task = os.path.join(FLAGS.output_dir, "corpora", "in_task.jsonl")
-            grids.write_corpus(texts, in_task)
-            corpora["itpt"] = [(in_task, 1.0)]
-    if len(tasks) != len(datasets):
+        splits[task_name(dataset)] = read_splits(dataset)
+    if len(splits) != len(datasets):
         raise app.UsageError(f"Two datasets have the same task name: {datasets}")
-    if FLAGS.in_domain_corpus and table in (5, 6):
+    if grid in ("table5", "table6", "figure3", "figure4"):
+        in_task = os.path.join(FLAGS.output_dir, "corpora", "in_task.jsonl")
+        grids.write_corpus(splits[task_name(FLAGS.dataset)][0].texts, in_task)
+        corpora["itpt"] = [(in_task, 1.0)]
+    if FLAGS.in_domain_corpus and grid in ("table5", "table6"):
         corpora["idpt"] = [parse_source(s) for s in FLAGS.in_domain_corpus]
-    if FLAGS.cross_domain_corpus and table in (5, 6, 7):
+    if FLAGS.cross_domain_corpus and grid in ("table5", "table6", "table7"):
         corpora["cdpt"] = [parse_source(s) for s in FLAGS.cross_domain_corpus]
     spec = backbone_spec()
     backbone, _ = kerasbert.load_backbone(spec)
-    results = grids.run_grid(
-        table, spec, tasks, FLAGS.output_dir, corpora=corpora,
-        pretraining=dict(
-            steps=FLAGS.pretrain_steps, warmup_steps=FLAGS.pretrain_warmup_steps,
-            batch_size=FLAGS.pretrain_batch_size, sequence_length=FLAGS.pretrain_sequence_length,
-            learning_rate=FLAGS.pretrain_learning_rate, nsp=FLAGS.pretrain_nsp,
-            checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.seed,
-        ),
-        learning_rates=[float(r) for r in FLAGS.learning_rates],
-        feature_learning_rate=FLAGS.feature_learning_rate, num_layers=backbone.num_layers,
-        finetune_epochs=FLAGS.finetune_epochs, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        max_segments=FLAGS.max_segments, seed=FLAGS.seed,
-        **({} if table == 4 else {"learning_rate": FLAGS.learning_rate}),
+    pretraining = dict(
+        steps=FLAGS.pretrain_steps, warmup_steps=FLAGS.pretrain_warmup_steps,
+        batch_size=FLAGS.pretrain_batch_size, sequence_length=FLAGS.pretrain_sequence_length,
+        learning_rate=FLAGS.pretrain_learning_rate, nsp=FLAGS.pretrain_nsp,
+        checkpoint_every=FLAGS.checkpoint_every, seed=seed_list[0],
     )
+    # Checked before any run starts: a bad size list fails now, not after
+    # an hour of other cells.
+    grids.grid_cells(grid, backbone.num_layers, learning_rates=learning_rates or (),
+                     fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
+                     pretraining_steps=FLAGS.pretrain_steps,
+                     checkpoint_every=FLAGS.checkpoint_every)
+    results = {}
+    for seed in seed_list:
+        tasks = {name: task_for_seed(train, test, seed) for name, (train, test) in splits.items()}
+        results[seed] = grids.run_grid(
+            grid, spec, tasks, os.path.join(FLAGS.output_dir, f"seed_{seed}"), corpora=corpora,
+            pretraining=pretraining,
+            pretraining_dir=os.path.join(FLAGS.output_dir, "pretraining"),
+            learning_rates=learning_rates, feature_learning_rate=FLAGS.feature_learning_rate,
+            num_layers=backbone.num_layers, fractions=fractions,
+            examples_per_class=examples_per_class, min_train_steps=FLAGS.min_train_steps,
+            finetune_epochs=FLAGS.finetune_epochs, epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size, max_segments=FLAGS.max_segments, seed=seed,
+            **({} if grid in ("table4", "figure2") else {"learning_rate": FLAGS.learning_rate}),
+        )
+        print(f"seed {seed}: {len(results[seed])} cells done", flush=True)
     command = " ".join(["python", "recipes/reproduce.py", *sys.argv[1:]])
     report = grid_reports.write_report(
-        table, results, FLAGS.output_dir, command, dataset=task_name(FLAGS.dataset))
+        grid, results, FLAGS.output_dir, command, dataset=task_name(FLAGS.dataset))
     print(f"report: {report}")
 
 
 if __name__ == "__main__":
-    recipe_main.run(main, required=["table", "dataset", "output_dir"])
+    recipe_main.run(main, required=["dataset", "output_dir"])

@@ -8,6 +8,9 @@ per dataset, picked by the dataset's registry name
 
 import os
 
+from kerasbert.reproduction import grids
+from kerasbert.reproduction import statistics
+
 # The paper's IMDb test errors (%) of Tables 2–4, BERT-base (../shared/PAPER.md).
 PAPER_IMDB = {
     2: {"head": 5.63, "tail": 5.44, "head_tail": 5.42, "segments_mean": 5.89,
@@ -43,9 +46,15 @@ PAPER_BY_DATASET = {
 ROW_NAMES = {"feat": "BERT-Feat", "fit": "BERT-FiT", "itpt_fit": "BERT-ITPT-FiT",
              "idpt_fit": "BERT-IDPT-FiT", "cdpt_fit": "BERT-CDPT-FiT",
              "mfit_fit": "BERT-MFiT-FiT", "cdpt_mfit_fit": "BERT-CDPT-MFiT-FiT"}
-TITLES = {2: "long-text strategies", 3: "features of each layer", 4: "layer-wise decay ξ × learning rate",
-          5: "further pre-training", 6: "BERT-Feat, BERT-FiT and further pre-training",
-          7: "multi-task fine-tuning"}
+# The paper's Figure 4 gives one pair of numbers: 0.4 % of IMDb's training set.
+PAPER_FIGURE4_IMDB = {"fit_frac0.004": 17.26, "itpt_fit_frac0.004": 9.23}
+TITLES = {"table2": "long-text strategies", "table3": "features of each layer",
+          "table4": "layer-wise decay ξ × learning rate", "table5": "further pre-training",
+          "table6": "BERT-Feat, BERT-FiT and further pre-training",
+          "table7": "multi-task fine-tuning",
+          "figure2": "learning rate and catastrophic forgetting",
+          "figure3": "error against further pre-training steps",
+          "figure4": "few-shot: BERT-FiT against BERT-ITPT-FiT"}
 
 
 def error_of(metrics):
@@ -54,19 +63,69 @@ def error_of(metrics):
     return split, 100 * metrics[split]["error"]
 
 
-def paper_errors(table, dataset):
-    """The paper's figures for Table `table`'s cells on `dataset`, or `{}`."""
-    if table in PAPER_IMDB:
-        return PAPER_IMDB[table]
+def paper_errors(grid, dataset):
+    """The paper's figures for `grid`'s cells on `dataset`, or `{}`."""
+    kind, number = grids.parse_grid(grid)
+    if kind == "figure":
+        return PAPER_FIGURE4_IMDB if grid == "figure4" and dataset == "imdb" else {}
+    if number in PAPER_IMDB:
+        return PAPER_IMDB[number]
     return PAPER_BY_DATASET.get(dataset, {})
 
 
-def write_report(table, results, output_dir, command="", dataset=None):
+def seed_errors(results, task):
+    """`({cell name: [error % per seed]}, split)` of a grid's results for `task`.
+
+    Args:
+        results: `{seed: run_grid's list}`.
+        task: str. The task's name.
+    """
+    errors, split = {}, None
+    for per_seed in results.values():
+        for cell, per_task in per_seed:
+            split, error = error_of(per_task[task])
+            errors.setdefault(cell.name, []).append(error)
+    return errors, split
+
+
+def compare_with_baselines(results, task, resamples=10_000):
+    """Each row against its baseline row (`Cell.baseline`), for `task`.
+
+    Over several seeds, a paired t interval of the per-seed differences;
+    with one seed, a paired bootstrap over the test examples (when both
+    runs recorded `test.per_example_correct`).
+
+    Returns:
+        A list of `(cell name, baseline name, Comparison or None)`; None
+        when there is nothing to pair (one seed without per-example results).
+    """
+    cells = [cell for cell, _ in next(iter(results.values()))]
+    errors, _ = seed_errors(results, task)
+    rows = []
+    for cell in cells:
+        if cell.baseline is None or cell.baseline not in errors:
+            continue
+        if len(results) > 1:
+            comparison = statistics.paired_t_interval(errors[cell.name], errors[cell.baseline])
+        else:
+            by_name = {c.name: m[task] for c, m in next(iter(results.values()))}
+            correct = [by_name[n].get("test", {}).get("per_example_correct")
+                       for n in (cell.name, cell.baseline)]
+            comparison = None
+            if all(correct) and len(correct[0]) == len(correct[1]):
+                comparison = statistics.paired_bootstrap(
+                    [c == "1" for c in correct[0]], [c == "1" for c in correct[1]],
+                    resamples=resamples)
+        rows.append((cell.name, cell.baseline, comparison))
+    return rows
+
+
+def write_report(grid, results, output_dir, command="", dataset=None):
     """Write `report.md` and PNG charts for a finished grid.
 
     Args:
-        table: int. The paper's table.
-        results: what `kerasbert.reproduction.grids.run_grid` returned.
+        grid: str. One of `kerasbert.reproduction.grids.GRIDS`.
+        results: `{seed: what run_grid returned for it}`.
         output_dir: str. The grid directory.
         command: str. The command that ran the grid, quoted in the report.
         dataset: str or None. The dataset's registry name, which picks the
@@ -74,20 +133,42 @@ def write_report(table, results, output_dir, command="", dataset=None):
 
     Returns:
         The path of `report.md`.
+
+    Example:
+    ```python
+    import tempfile
+    from kerasbert.reproduction import grids, reports
+    cells = grids.figure_cells(2, learning_rates=(2e-5, 4e-4))
+    run = lambda error: {"test": {"error": error}, "epochs": [{"loss": 0.5}]}
+    results = {0: [(cells[0], {"trec": run(0.03)}), (cells[1], {"trec": run(0.8)})]}
+    reports.write_report("figure2", results, tempfile.mkdtemp())  # '.../report.md'
+    ```
     """
-    tasks = list(results[0][1])
-    lines = [f"# Table {table}: {TITLES[table]}", ""]
+    kind, number = grids.parse_grid(grid)
+    first = next(iter(results.values()))
+    tasks = list(first[0][1])
+    seeds = list(results)
+    lines = [f"# {kind.capitalize()} {number}: {TITLES[grid]}", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
-    if table == 7:
+    if len(seeds) > 1:
+        lines += [f"Seeds: {', '.join(map(str, seeds))}. Each error is the mean ± sample "
+                  f"standard deviation of {len(seeds)} runs, one per seed.", ""]
+    else:
+        lines += [f"Seed: {seeds[0]}: one run per cell (no spread over seeds).", ""]
+    if grid == "table7":
         lines += _multitask_table(results, tasks)
     else:
-        if table == 4:
+        if grid == "table4":
             lines += _decay_matrix(results, tasks[0])
-        lines += _single_task_table(table, results, tasks[0], dataset)
-    lines += ["", "Every cell is a recipe run in its own directory, named after the cell; its "
-              "`metrics.json` holds all settings and per-epoch figures.", ""]
-    charts = _write_charts(table, results, tasks[0], output_dir)
+        lines += _single_task_table(grid, results, tasks[0], dataset)
+    if len(seeds) > 1:
+        lines += ["", "## Per seed", ""] + _per_seed_table(results, tasks)
+    lines += ["", "## Against the baseline", ""] + _comparison_table(results, tasks)
+    lines += ["", "Every cell is a recipe run in its own directory, `seed_<S>/<cell>`; its "
+              "`metrics.json` holds all settings, per-epoch figures and which test examples "
+              "it got right.", ""]
+    charts = _write_charts(grid, results, tasks[0], output_dir)
     lines += [f"![{os.path.basename(c)}]({os.path.basename(c)})" for c in charts]
     path = os.path.join(output_dir, "report.md")
     with open(path, "w") as file:
@@ -95,58 +176,80 @@ def write_report(table, results, output_dir, command="", dataset=None):
     return path
 
 
-def _bold_min(values):
-    best = min(values.values()) if values else None
-    return {k: f"**{v:.2f}**" if v == best else f"{v:.2f}" for k, v in values.items()}
+def _shown(values):
+    """`mean ± std` (or the one value) of each cell, the lowest mean in bold."""
+    means = {k: statistics.mean_and_std(v) for k, v in values.items()}
+    best = min(m for m, _ in means.values()) if means else None
+    shown = {}
+    for key, (mean, std) in means.items():
+        text = f"{mean:.2f} ± {std:.2f}" if len(values[key]) > 1 else f"{mean:.2f}"
+        shown[key] = f"**{text}**" if mean == best else text
+    return shown
 
 
-def _single_task_table(table, results, task, dataset):
-    errors = {cell.name: error_of(per_task[task])[1] for cell, per_task in results}
-    split = error_of(results[0][1][task])[0]
-    shown = _bold_min(errors)
-    paper = paper_errors(table, dataset)
+def _single_task_table(grid, results, task, dataset):
+    cells = [cell for cell, _ in next(iter(results.values()))]
+    errors, split = seed_errors(results, task)
+    shown = _shown(errors)
+    paper = paper_errors(grid, dataset)
     notes = []
-    layer_rows = [c for c, _ in results if c.name.startswith("layer_")]
-    if table == 3 and len(layer_rows) != PAPER_LAYERS:
+    layer_rows = [c for c in cells if c.name.startswith("layer_")]
+    if grid == "table3" and len(layer_rows) != PAPER_LAYERS:
         # Layer i of a shallower encoder is not the paper's layer i.
         paper = {k: v for k, v in paper.items() if not k.startswith("layer_")}
         notes.append(f"The paper's per-layer figures are for {PAPER_LAYERS} layers and are left "
                      f"out beside this {len(layer_rows)}-layer encoder.")
-    source = "IMDb" if table in PAPER_IMDB else (dataset or "this dataset")
+    source = "IMDb" if (grid in ("table2", "table3", "table4") or paper is PAPER_FIGURE4_IMDB) \
+        else (dataset or "this dataset")
     header = f"| cell | ours ({split} error %) | paper (BERT-base, {source} test) |"
     rule = "|---|---|---|"
-    if table == 6:
+    if grid == "table6":
         header += " Δ vs BERT-Feat (ours) |"
         rule += "---|"
     lines = [header + " settings |", rule + "---|"]
-    for cell, _ in results:
+    means = {name: statistics.mean_and_std(values)[0] for name, values in errors.items()}
+    for cell in cells:
         theirs = paper.get(cell.name)
         row = (f"| {ROW_NAMES.get(cell.name, cell.name)} | {shown[cell.name]} | "
                f"{'–' if theirs is None else f'{theirs:.2f}'} |")
-        if table == 6:
-            feat = errors.get("feat")
+        if grid == "table6":
+            feat = means.get("feat")
             row += " – |" if cell.name == "feat" or not feat else (
-                f" {100 * (feat - errors[cell.name]) / feat:+.1f} % |")
-        settings = ", ".join(f"{k}={v}" for k, v in cell.settings.items())
-        if cell.pretraining:
-            settings = ", ".join(filter(None, [f"backbone=pretraining/{cell.pretraining}/backbone",
-                                               settings]))
-        lines.append(f"{row} {settings} |")
+                f" {100 * (feat - means[cell.name]) / feat:+.1f} % |")
+        lines.append(f"{row} {_settings_text(cell, results, task)} |")
     if not paper:
-        lines += ["", f"The paper reports no figures for {source}."]
+        what = "this figure" if grid.startswith("figure") else source
+        lines += ["", f"The paper reports no figures for {what}."]
     lines += [line for note in notes for line in ("", note)]
-    if table == 6:
+    if grid == "table6":
         lines += ["", "Δ is the relative error reduction against BERT-Feat, as in the paper's "
                   "Avg Δ column."]
     return lines
 
 
+def _settings_text(cell, results, task):
+    settings = dict(cell.settings)
+    if cell.train_subset:
+        kind, size = cell.train_subset
+        metrics = next(m[task] for c, m in next(iter(results.values())) if c.name == cell.name)
+        settings[kind] = size
+        settings["epochs"] = metrics.get("settings", {}).get("epochs", "?")
+    text = ", ".join(f"{k}={v}" for k, v in settings.items())
+    if cell.pretraining:
+        where = (f"pretraining/{cell.pretraining}/backbone" if cell.pretraining_step is None
+                 else f"pretraining/{cell.pretraining}_snapshots/snapshots/step_"
+                      f"{cell.pretraining_step}")
+        text = ", ".join(filter(None, [f"backbone={where}", text]))
+    return text
+
+
 def _decay_matrix(results, task):
     """Table 4 as the paper lays it out: a row per learning rate, a column per ξ."""
-    split, _ = error_of(results[0][1][task])
-    errors = {(c.settings["learning_rate"], c.settings["layer_decay"]): error_of(m[task])[1]
-              for c, m in results}
-    shown = _bold_min(errors)
+    cells = [cell for cell, _ in next(iter(results.values()))]
+    by_name, split = seed_errors(results, task)
+    errors = {(c.settings["learning_rate"], c.settings["layer_decay"]): by_name[c.name]
+              for c in cells}
+    shown = _shown(errors)
     rates = list(dict.fromkeys(rate for rate, _ in errors))
     decays = list(dict.fromkeys(decay for _, decay in errors))
     lines = [f"Ours ({split} error %):", "",
@@ -160,72 +263,191 @@ def _decay_matrix(results, task):
 def _multitask_table(results, tasks):
     header = "| method |" + "".join(f" {t}: ours | {t}: paper |" for t in tasks)
     lines = [header, "|---|" + "---|---|" * len(tasks)]
-    rows = []
-    for cell, per_task in results:
-        rows.append((ROW_NAMES.get(cell.name, cell.name), cell.name,
-                     {t: error_of(per_task[t]) for t in tasks}))
-        if cell.multitask:
-            rows.append((f"{ROW_NAMES[cell.name][:-4]} (joint phase only)", None,
-                         {t: error_of(per_task[t]["joint"]) for t in tasks}))
-    shown = {t: _bold_min({label: errors[t][1] for label, _, errors in rows}) for t in tasks}
+    cells = [cell for cell, _ in next(iter(results.values()))]
+    rows = []  # (label, cell name, {task: (split, [errors per seed])})
+    for cell in cells:
+        for joint in ((False, True) if cell.multitask else (False,)):
+            per_task = {}
+            for t in tasks:
+                values = []
+                for per_seed in results.values():
+                    metrics = {c.name: m for c, m in per_seed}[cell.name][t]
+                    split, error = error_of(metrics["joint"] if joint else metrics)
+                    values.append(error)
+                per_task[t] = (split, values)
+            label = (f"{ROW_NAMES[cell.name][:-4]} (joint phase only)" if joint
+                     else ROW_NAMES.get(cell.name, cell.name))
+            rows.append((label, None if joint else cell.name, per_task))
+    shown = {t: _shown({label: errors[t][1] for label, _, errors in rows}) for t in tasks}
     for label, name, errors in rows:
-        cells = ""
+        columns = ""
         for t in tasks:
             theirs = PAPER_BY_DATASET.get(t, {}).get(name)
-            cells += (f" {shown[t][label]} ({errors[t][0][:3]}.) |"
-                      f" {'–' if theirs is None else f'{theirs:.2f}'} |")
-        lines.append(f"| {label} |{cells}")
+            columns += (f" {shown[t][label]} ({errors[t][0][:3]}.) |"
+                        f" {'–' if theirs is None else f'{theirs:.2f}'} |")
+        lines.append(f"| {label} |{columns}")
     lines += ["", "Error %; (tes.) = test split, (val.) = validation split. The paper's "
               "Table 7 covers IMDb, Yelp P., AG's News and DBpedia only."]
     return lines
 
 
-def _write_charts(table, results, task, output_dir):
+def _per_seed_table(results, tasks):
+    seeds = list(results)
+    lines = []
+    for task in tasks:
+        errors, split = seed_errors(results, task)
+        if len(tasks) > 1:
+            lines += [f"{task} ({split} error %):", ""]
+        lines += ["| cell |" + "".join(f" seed {s} |" for s in seeds),
+                  "|---|" + "---|" * len(seeds)]
+        lines += [f"| {name} |" + "".join(f" {e:.2f} |" for e in values)
+                  for name, values in errors.items()]
+        lines.append("")
+    return lines[:-1]
+
+
+def _comparison_table(results, tasks):
+    lines = []
+    for task in tasks:
+        rows = compare_with_baselines(results, task)
+        if not rows:
+            continue
+        if len(tasks) > 1:
+            lines += [f"{task}:", ""]
+        lines += ["| cell | baseline | Δ error (points) | 95 % interval | verdict |",
+                  "|---|---|---|---|---|"]
+        for name, baseline, comparison in rows:
+            if comparison is None:
+                lines.append(f"| {name} | {baseline} | – | – | no per-example test results "
+                             f"to pair |")
+                continue
+            lines.append(f"| {name} | {baseline} | {comparison.mean_difference:+.2f} | "
+                         f"[{comparison.low:+.2f}, {comparison.high:+.2f}] | "
+                         f"{comparison.verdict} |")
+        lines.append("")
+    if not lines:
+        return ["This grid has no baseline row."]
+    how = ("a paired Student-t interval over the seeds (each seed's two runs saw the same "
+           "data)" if len(results) > 1 else
+           "a paired bootstrap over the test examples (10,000 resamples): it covers the test "
+           "set's size, not the variation between seeds, which one seed cannot show")
+    lines += [f"Δ is the row's error minus its baseline's, in percentage points "
+              f"(negative: fewer errors); the interval is {how}. \"better\" or \"worse\" when "
+              f"the interval excludes zero, else \"{statistics.UNDECIDED}\"."]
+    return lines
+
+
+def _write_charts(grid, results, task, output_dir):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    errors = {cell.name: error_of(per_task[task])[1] for cell, per_task in results}
+    cells = [cell for cell, _ in next(iter(results.values()))]
+    errors, split = seed_errors(results, task)
+    spread = {n: statistics.mean_and_std(v) for n, v in errors.items()}
+    several = len(results) > 1
+    label = f"{task} {split} error %" + (" (mean ± std over seeds)" if several else "")
+
+    def draw(axes, names, x, **style):
+        axes.errorbar(x, [spread[n][0] for n in names],
+                      yerr=[spread[n][1] for n in names] if several else None,
+                      marker="o", capsize=3, **style)
+
     charts = []
-    if table == 3:
-        layer_cells = [c for c, _ in results if c.name == "embeddings" or c.name.startswith("layer_")]
+    if grid == "table3":
+        layer_cells = [c.name for c in cells if c.name == "embeddings" or c.name.startswith("layer_")]
         figure, axes = plt.subplots(figsize=(6, 3.5))
-        axes.plot(range(len(layer_cells)), [errors[c.name] for c in layer_cells], marker="o")
+        draw(axes, layer_cells, range(len(layer_cells)))
         axes.set_xlabel("layer (0 = embeddings)")
-        axes.set_ylabel("error %")
+        axes.set_ylabel(label)
         charts.append(_save(figure, output_dir, "error_per_layer.png"))
-    if table == 4:
+    if grid == "table4":
         figure, axes = plt.subplots(figsize=(6, 3.5))
-        rates = sorted({c.settings["learning_rate"] for c, _ in results}, reverse=True)
+        rates = sorted({c.settings["learning_rate"] for c in cells}, reverse=True)
         for rate in rates:
-            cells = [c for c, _ in results if c.settings["learning_rate"] == rate]
-            axes.plot([c.settings["layer_decay"] for c in cells], [errors[c.name] for c in cells],
-                      marker="o", label=f"lr {rate:g}")
+            chosen = [c for c in cells if c.settings["learning_rate"] == rate]
+            draw(axes, [c.name for c in chosen], [c.settings["layer_decay"] for c in chosen],
+                 label=f"lr {rate:g}")
         axes.set_xlabel("ξ (layer-wise decay)")
-        axes.set_ylabel("error %")
+        axes.set_ylabel(label)
         axes.invert_xaxis()
         axes.legend()
         charts.append(_save(figure, output_dir, "error_vs_decay.png"))
-    if table in (5, 6, 7):
+    if grid in ("table2", "table5", "table6", "table7"):
         figure, axes = plt.subplots(figsize=(6, 3.5))
-        names = [c.name for c, _ in results]
-        axes.bar(range(len(names)), [errors[n] for n in names])
+        names = [c.name for c in cells]
+        axes.bar(range(len(names)), [spread[n][0] for n in names],
+                 yerr=[spread[n][1] for n in names] if several else None, capsize=3)
         axes.set_xticks(range(len(names)), [ROW_NAMES.get(n, n) for n in names],
                         rotation=20, fontsize=7)
-        axes.set_ylabel(f"{task} error %")
+        axes.set_ylabel(label)
         charts.append(_save(figure, output_dir, "error_per_cell.png"))
+    if grid == "figure2":
+        charts.append(_learning_rate_chart(plt, results, cells, task, output_dir))
+    if grid == "figure3":
+        figure, axes = plt.subplots(figsize=(6, 3.5))
+        draw(axes, [c.name for c in cells], [c.pretraining_step for c in cells])
+        axes.set_xlabel("further pre-training steps (in-task)")
+        axes.set_ylabel(label)
+        charts.append(_save(figure, output_dir, "error_vs_pretraining_steps.png"))
+    if grid == "figure4":
+        for kind, axis_label, name in (("fraction", "fraction of the training set (log)",
+                                        "error_vs_training_fraction.png"),
+                                       ("per_class", "training examples per class (log)",
+                                        "error_vs_examples_per_class.png")):
+            sized = [c for c in cells if c.train_subset and c.train_subset[0] == kind]
+            if not sized:
+                continue
+            figure, axes = plt.subplots(figsize=(6, 3.5))
+            for method, title in (("fit", "BERT-FiT"), ("itpt", "BERT-ITPT-FiT")):
+                chosen = [c for c in sized if (c.pretraining == "itpt") == (method == "itpt")]
+                draw(axes, [c.name for c in chosen], [c.train_subset[1] for c in chosen],
+                     label=title)
+            axes.set_xscale("log")
+            axes.set_xlabel(axis_label)
+            axes.set_ylabel(label)
+            axes.legend()
+            charts.append(_save(figure, output_dir, name))
     figure, axes = plt.subplots(figsize=(6, 3.5))
-    for cell, per_task in results:
-        losses = [epoch.get("loss") for epoch in per_task[task].get("epochs", [])]
+    for cell in cells:
+        losses = _mean_curve(results, cell, task, "loss")
         if losses:
             axes.plot(range(1, len(losses) + 1), losses, label=cell.name)
     axes.set_xlabel("epoch")
-    axes.set_ylabel("training loss")
-    if len(results) <= 10:
+    axes.set_ylabel("training loss" + (" (mean over seeds)" if several else ""))
+    if len(cells) <= 10:
         axes.legend(fontsize=7)
     charts.append(_save(figure, output_dir, "training_curves.png"))
     return charts
+
+
+def _mean_curve(results, cell, task, key):
+    """The per-epoch mean over seeds of `key` (epochs that every seed logged)."""
+    curves = []
+    for per_seed in results.values():
+        epochs = {c.name: m for c, m in per_seed}[cell.name][task].get("epochs", [])
+        curves.append([row[key] for row in epochs if key in row])
+    length = min(len(c) for c in curves)
+    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
+
+
+def _learning_rate_chart(plt, results, cells, task, output_dir):
+    """Figure 2: training loss and validation error per epoch, a line per rate."""
+    figure, (losses, errors) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for cell in cells:
+        label = f"lr {cell.settings['learning_rate']:g}"
+        loss = _mean_curve(results, cell, task, "loss")
+        losses.plot(range(1, len(loss) + 1), loss, marker="o", label=label)
+        error = [100 * e for e in _mean_curve(results, cell, task, "val_error")]
+        errors.plot(range(1, len(error) + 1), error, marker="o", label=label)
+    suffix = " (mean over seeds)" if len(results) > 1 else ""
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("training loss" + suffix)
+    errors.set_xlabel("epoch")
+    errors.set_ylabel("validation error %" + suffix)
+    losses.legend(fontsize=7)
+    return _save(figure, output_dir, "learning_rate_curves.png")
 
 
 def _save(figure, output_dir, name):

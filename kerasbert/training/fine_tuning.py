@@ -101,7 +101,9 @@ def fine_tune(
     unless `overwrite`.
 
     `output_dir` receives `run.json`, `metrics.json` (the settings, per-epoch metrics,
-    the best epoch, validation and test accuracy and error, and the share of
+    the best epoch, validation and test accuracy and error, which test examples
+    it got right (`test.per_example_correct`, a '1' or '0' per example in
+    order), and the share of
     training word pieces that are [UNK], logged as a warning above 5 %), `history.csv`,
     TensorBoard `logs/`, `checkpoints/`, `preset/` (the whole fine-tuned
     classifier: encoder, head, preprocessor and label names, which
@@ -284,9 +286,13 @@ def fine_tune(
         if test is not None and not directory.done("tested"):
             started = time.time()
             result = loop.evaluate(batches(test, False))
+            # Which examples it got right: what a paired comparison of two
+            # runs on this test set reads (`kerasbert.reproduction.statistics`).
+            correct = loop.predicted_classes(batches(test, False)) == test.labels
             directory.finish("tested", {
                 "accuracy": result["accuracy"], "error": 1.0 - result["accuracy"],
                 "loss": result["loss"], "examples": len(test),
+                "per_example_correct": "".join("1" if c else "0" for c in correct),
                 "seconds": time.time() - started,
             })
         # The whole fine-tuned classifier (encoder, head, preprocessor, label

@@ -1,5 +1,6 @@
 """Further pre-training: masked LM (+ NSP) on a text corpus, resumable."""
 
+import os
 
 import keras_hub
 import tensorflow as tf
@@ -14,6 +15,7 @@ from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
 from kerasbert.training import arguments
 from kerasbert.training.fingerprint import path_identity
 from kerasbert.training.precision import check_precision
+from kerasbert.training.run_directory import atomic_path
 from kerasbert.training.training_run import TrainingRun
 
 # Settings that do not change the result: a rerun may change them freely.
@@ -108,6 +110,7 @@ def further_pretrain(
     weight_decay=0.01,
     checkpoint_every=1000,
     keep_checkpoints=2,
+    backbone_snapshots=False,
     text_fields=("text",),
     data_dir=None,
     seed=0,
@@ -140,7 +143,10 @@ def further_pretrain(
     and its tokenizer as a keras-hub preset directory, which
     `kerasbert.load_backbone` and `recipes/finetune.py --backbone` accept;
     `metrics.json` holds the settings and the loss and MLM accuracy at each
-    checkpoint (also in `history.csv` and TensorBoard `logs/`).
+    checkpoint (also in `history.csv` and TensorBoard `logs/`). With
+    `backbone_snapshots`, `output_dir/snapshots/step_<S>` holds the encoder
+    as it was after S steps, for every multiple S of `checkpoint_every`, in
+    the same preset layout (what the paper's Figure 3 fine-tunes).
 
     Args:
         backbone: str. A spec for `kerasbert.load_backbone`.
@@ -159,6 +165,8 @@ def further_pretrain(
         weight_decay: float. AdamW's decoupled weight decay.
         checkpoint_every: int. Steps between checkpoints (and log rows).
         keep_checkpoints: int. How many recent checkpoints to keep.
+        backbone_snapshots: bool. Also keep the encoder of every checkpoint
+            as a preset in `snapshots/step_<S>` (a whole encoder each).
         text_fields: sequence of str. Text fields of JSONL/CSV/TSV sources.
         data_dir: str or None. TFDS data directory.
         seed: int. Seeds the model's new weights, masking and the corpus.
@@ -230,8 +238,15 @@ def further_pretrain(
             return batches.prefetch(tf.data.AUTOTUNE)
 
         # A finished training only restores its state.
+        def snapshot(epoch):
+            path = snapshot_path(output_dir, epoch * checkpoint_every)
+            with atomic_path(path) as partial:
+                backbone_model.save_to_preset(partial)
+                tokenizer.save_to_preset(partial)
+
         _, trained = run.train(
             model, train_stream, steps_per_epoch=checkpoint_every,
+            epoch_snapshot=snapshot if backbone_snapshots else None,
             epochs=steps // checkpoint_every, checkpoint_every_steps=checkpoint_every,
             keep_checkpoints=keep_checkpoints, jit_compile=jit_compile,
             per_worker_input=per_worker_input, callbacks=callbacks, verbose=verbose,
@@ -248,6 +263,12 @@ def further_pretrain(
         })
 
 
+def snapshot_path(output_dir, step):
+    """Where `further_pretrain(..., backbone_snapshots=True)` keeps the
+    encoder after `step` steps."""
+    return os.path.join(output_dir, "snapshots", f"step_{step}")
+
+
 def check_pretraining_arguments(settings):
     """Raise a `ValueError` naming the first `further_pretrain` argument out of range."""
     a = settings
@@ -255,6 +276,9 @@ def check_pretraining_arguments(settings):
                  "checkpoint_every", "keep_checkpoints"):
         arguments.positive_int(name, a[name])
     arguments.non_negative_int("warmup_steps", a["warmup_steps"])
+    if not isinstance(a["backbone_snapshots"], bool):
+        raise ValueError(
+            f"`backbone_snapshots` must be a bool. Received: {a['backbone_snapshots']!r}")
     if a["steps"] % a["checkpoint_every"]:
         raise ValueError(
             f"`steps` ({a['steps']}) must be a multiple of `checkpoint_every` "

@@ -92,6 +92,12 @@ class TrainingLoop:
         callbacks: list of `keras.callbacks.Callback` or None. Their epoch
             and batch hooks run as under `fit` (batch numbers within the
             epoch), after the loop's own logging and checkpointing.
+        epoch_snapshot: callable or None. Called on the chief as
+            `epoch_snapshot(epoch)` (1-based) at each epoch's end, before the
+            epoch's checkpoint is written: a run killed between the two
+            redoes the epoch and writes the snapshot again, so no finished
+            epoch lacks one (a callback's `on_epoch_end` runs after the
+            checkpoint). Write atomically.
         verbose: int. 0 silent, 1 a progress bar, 2 one line per epoch.
 
     Examples:
@@ -126,6 +132,7 @@ class TrainingLoop:
         jit_compile=False,
         per_worker_input=False,
         callbacks=None,
+        epoch_snapshot=None,
         verbose=1,
     ):
         for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs),
@@ -144,6 +151,7 @@ class TrainingLoop:
         self.jit_compile = jit_compile
         self.per_worker_input = per_worker_input
         self.verbose = verbose
+        self.epoch_snapshot = epoch_snapshot
         self.callbacks = keras.callbacks.CallbackList(
             list(callbacks or []), model=model, add_history=False, add_progbar=False,
             verbose=0, epochs=epochs, steps=steps_per_epoch,
@@ -253,6 +261,8 @@ class TrainingLoop:
                         self.model.save_weights(path)
                 self.best = {"epoch": epoch + 1, "value": logs[self.monitor]}
         if self.chief:
+            if self.epoch_snapshot is not None:
+                self.epoch_snapshot(epoch + 1)
             self._write_history()
             self._write_summaries(row)
         return logs
@@ -267,6 +277,24 @@ class TrainingLoop:
         values = self._metric_values()
         self.model.reset_metrics()
         return values
+
+    def predicted_classes(self, dataset):
+        """The model's most probable class for each example of a finite
+        dataset of `(x, y)` batches, in the dataset's order, as a numpy array.
+
+        Runs on the strategy's default device, outside replica context, so
+        that the order of the examples is the dataset's.
+        """
+        key = ("predicted_classes", repr(dataset.element_spec))
+        if key not in self._step_functions:
+            self._step_functions[key] = tf.function(
+                lambda x, y: tf.argmax(self.model(x, training=False), axis=-1),
+                input_signature=list(dataset.element_spec)[:2],
+            )
+        predict = self._step_functions[key]
+        classes = [predict(*keras.utils.unpack_x_y_sample_weight(batch)[:2]).numpy()
+                   for batch in dataset]
+        return np.concatenate(classes) if classes else np.zeros([0], np.int64)
 
     def _train_step(self, data):
         """One replica's step: Keras' `train_step`, except that under several
