@@ -33,7 +33,7 @@ a verdict: better, worse, or not distinguishable at this budget.
 In-task further pre-training reads the dataset's whole training text; in-domain
 and cross-domain pre-training read the corpora of --in_domain_corpus and
 --cross_domain_corpus (their rows are left out when these are unset).
-Further pre-training runs once (seeded by the first seed) and every seed
+Further pre-training runs once (seeded by --pretrain_seed) and every seed
 fine-tunes from it. Every cell is a normal recipe run in
 --output_dir/seed_<S>/CELL; started again, the grid returns finished cells
 and resumes an interrupted one. Writes --output_dir/report.md with PNG charts.
@@ -86,6 +86,7 @@ flags.DEFINE_integer("pretrain_sequence_length", 128, "Further pre-training sequ
 flags.DEFINE_float("pretrain_learning_rate", 5e-5, "Further pre-training learning rate.")
 flags.DEFINE_bool("pretrain_nsp", True, "Add next-sentence prediction to masked LM.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Further pre-training checkpoint interval (Figure 3: its snapshot interval).")
+flags.DEFINE_integer("pretrain_seed", 0, "Seed of further pre-training, which runs once for all seeds.")
 flags.DEFINE_list("seed", ["0"], "Seeds: every cell runs once per seed.")
 flags.DEFINE_integer("seeds", None, "Run seeds 0 … N−1 (instead of --seed).")
 flags.DEFINE_string("output_dir", None, "Grid directory.")
@@ -208,6 +209,12 @@ def main(_):
                       else _numbers("learning_rates", FLAGS.learning_rates, float))
     fractions = _numbers("fractions", FLAGS.fractions or [], float)
     examples_per_class = _numbers("examples_per_class", FLAGS.examples_per_class, int)
+    # Checked before anything is read or written: a bad size list fails
+    # now, not after an hour of other cells.
+    grids.grid_cells(grid, 12, **({"learning_rates": learning_rates} if learning_rates else {}),
+                     fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
+                     pretraining_steps=FLAGS.pretrain_steps,
+                     checkpoint_every=FLAGS.checkpoint_every)
     datasets = [FLAGS.dataset] + (FLAGS.multitask_datasets if grid == "table7" else [])
     splits, corpora = {}, {}
     for dataset in datasets:
@@ -228,14 +235,8 @@ def main(_):
         steps=FLAGS.pretrain_steps, warmup_steps=FLAGS.pretrain_warmup_steps,
         batch_size=FLAGS.pretrain_batch_size, sequence_length=FLAGS.pretrain_sequence_length,
         learning_rate=FLAGS.pretrain_learning_rate, nsp=FLAGS.pretrain_nsp,
-        checkpoint_every=FLAGS.checkpoint_every, seed=seed_list[0],
+        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.pretrain_seed,
     )
-    # Checked before any run starts: a bad size list fails now, not after
-    # an hour of other cells.
-    grids.grid_cells(grid, backbone.num_layers, learning_rates=learning_rates or (),
-                     fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
-                     pretraining_steps=FLAGS.pretrain_steps,
-                     checkpoint_every=FLAGS.checkpoint_every)
     results = {}
     for seed in seed_list:
         tasks = {name: task_for_seed(train, test, seed) for name, (train, test) in splits.items()}

@@ -11,6 +11,8 @@ import tensorflow as tf
 import kerasbert
 from kerasbert.data import corpus
 from kerasbert.reproduction import grids
+from kerasbert.reproduction import reports
+from kerasbert.reproduction import statistics
 
 PUBLIC = {
     "kerasbert": kerasbert,
@@ -21,6 +23,8 @@ PUBLIC = {
     "kerasbert.prediction": kerasbert.prediction,
     "kerasbert.data.corpus": corpus,
     "kerasbert.reproduction.grids": grids,
+    "kerasbert.reproduction.reports": reports,
+    "kerasbert.reproduction.statistics": statistics,
 }
 EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)
 

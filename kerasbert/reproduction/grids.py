@@ -257,6 +257,7 @@ def training_subset(train, subset, seed):
     ```python
     import numpy as np
     from kerasbert.data.datasets import LabeledTexts
+    from kerasbert.reproduction.grids import training_subset
     data = LabeledTexts(["a", "b", "c", "d"], np.array([0, 1, 0, 1]), ["x", "y"], "toy")
     len(training_subset(data, ("per_class", 1), seed=0))  # 2
     ```

@@ -59,6 +59,7 @@ def mean_and_std(values):
 
     Example:
     ```python
+    from kerasbert.reproduction.statistics import mean_and_std
     mean_and_std([3.0, 4.0, 5.0])  # (4.0, 1.0)
     ```
     """
@@ -77,6 +78,7 @@ def student_t_quantile(probability, degrees_of_freedom):
 
     Example:
     ```python
+    from kerasbert.reproduction.statistics import student_t_quantile
     round(student_t_quantile(0.975, 2), 3)  # 4.303
     ```
     """
@@ -117,6 +119,7 @@ def paired_t_interval(errors, baseline_errors, confidence=0.95):
 
     Example:
     ```python
+    from kerasbert.reproduction.statistics import paired_t_interval
     paired_t_interval([3.0, 3.4, 3.2], [4.0, 4.2, 4.4]).verdict  # 'better'
     ```
     """
@@ -150,6 +153,7 @@ def paired_bootstrap(correct, baseline_correct, resamples=10_000, confidence=0.9
 
     Example:
     ```python
+    from kerasbert.reproduction.statistics import paired_bootstrap
     paired_bootstrap([1] * 90 + [0] * 10, [1] * 70 + [0] * 30).verdict  # 'better'
     ```
     """

@@ -50,6 +50,14 @@ def test_fine_tune_learns_keeps_best_epoch_and_writes_outputs(tmp_path):
     assert metrics["validation"]["accuracy"] == best["val_accuracy"]
     assert metrics["test"]["accuracy"] > 0.9  # "good" vs "bad" is learnable
     assert metrics["test"]["error"] == pytest.approx(1 - metrics["test"]["accuracy"])
+    # Which test examples it got right, in order: what a paired comparison reads.
+    correct = metrics["test"]["per_example_correct"]
+    assert len(correct) == 32 and set(correct) <= {"0", "1"}
+    assert correct.count("1") / 32 == pytest.approx(metrics["test"]["accuracy"])
+    test_data = sentiment_data(32, 2)
+    predicted = kerasbert.load_classifier(str(tmp_path)).predict(test_data.texts, verbose=0)
+    assert correct == "".join(
+        "1" if p == y else "0" for p, y in zip(predicted.argmax(-1), test_data.labels))
     with open(tmp_path / "metrics.json") as file:
         assert json.load(file)["test"] == metrics["test"]
     for name in ("history.csv", "preset", "logs"):

@@ -97,9 +97,11 @@ def test_killed_pretraining_resumes_at_last_checkpoint(tmp_path):
     run = dict(steps=6, warmup_steps=1, batch_size=4, sequence_length=16,
                checkpoint_every=2, keep_checkpoints=10, verbose=0)
     output = str(tmp_path / "run")
+    run["backbone_snapshots"] = True
     with pytest.raises(KeyboardInterrupt):
         kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output,
                                    callbacks=[KillAtStep(5)], **run)
+    assert sorted(os.listdir(os.path.join(output, "snapshots"))) == ["step_2", "step_4"]
     checkpoint_dir = os.path.join(output, "checkpoints")
     assert sorted(os.listdir(checkpoint_dir)) == [
         "latest.json", "step-00000002.npz", "step-00000004.npz"
@@ -115,6 +117,14 @@ def test_killed_pretraining_resumes_at_last_checkpoint(tmp_path):
     ]
     assert os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004.npz")) == written
     assert [row["step"] for row in metrics["history"]] == [2, 4, 6]
+    # Every checkpoint's encoder is kept; the last one is the final encoder.
+    assert sorted(os.listdir(os.path.join(output, "snapshots"))) == ["step_2", "step_4", "step_6"]
+    final, _ = kerasbert.load_backbone(os.path.join(output, "backbone"))
+    last, _ = kerasbert.load_backbone(os.path.join(output, "snapshots", "step_6"))
+    first, _ = kerasbert.load_backbone(os.path.join(output, "snapshots", "step_2"))
+    for a, b in zip(final.weights, last.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(final.weights, first.weights))
 
 
 def test_steps_must_be_a_multiple_of_checkpoint_every(tmp_path):

@@ -113,6 +113,40 @@ def test_history_checkpoints_and_best_weights_are_written(tmp_path):
     assert again.fit(train_stream, validation_stream) == history
 
 
+def test_epoch_snapshots_come_before_the_epoch_checkpoint_and_survive_a_kill(tmp_path):
+    seen = []
+
+    def snapshot(epoch):
+        checkpoints = tmp_path / "checkpoints"
+        seen.append((epoch, sorted(os.listdir(checkpoints)) if checkpoints.exists() else []))
+        if epoch == 2 and len(seen) == 2:
+            raise KeyboardInterrupt("killed between the snapshot and the checkpoint")
+
+    def loop():
+        return TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=STEPS_PER_EPOCH,
+                            epochs=EPOCHS, checkpoint_every_steps=100,
+                            epoch_snapshot=snapshot, verbose=0)
+
+    with pytest.raises(KeyboardInterrupt):
+        loop().fit(train_stream)
+    resumed = loop()
+    resumed.fit(train_stream)
+    # Epoch 2 is redone from epoch 1's checkpoint, and snapshotted again.
+    assert resumed.resumed_from_step == STEPS_PER_EPOCH
+    assert [epoch for epoch, _ in seen] == [1, 2, 2, 3]
+    for epoch, files in seen:
+        assert f"step-{epoch * STEPS_PER_EPOCH:08d}.npz" not in files
+
+
+def test_predicted_classes_are_in_the_datasets_order(tmp_path):
+    model, loop, _ = run(tmp_path)
+    x, y = examples(13)
+    batches = tf.data.Dataset.from_tensor_slices((x, y)).batch(5)
+    expected = model.predict(x, verbose=0).argmax(-1)
+    np.testing.assert_array_equal(loop.predicted_classes(batches), expected)
+    assert loop.predicted_classes(batches.take(0)).shape == (0,)
+
+
 def test_early_stopping_is_honoured(tmp_path):
     loop = TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=STEPS_PER_EPOCH,
                         epochs=EPOCHS, monitor="val_accuracy", verbose=0,
