@@ -14,7 +14,8 @@ other tasks come from --multitask_datasets).
 per epoch per rate), 3 (error against further pre-training steps: one
 in-task pre-training keeps its encoder every --checkpoint_every steps, each
 is fine-tuned), 4 (few-shot: BERT-FiT against BERT-ITPT-FiT over training
-sizes --fractions and/or --examples_per_class, on a log axis).
+sizes --fractions of the whole training set and/or --examples_per_class, on
+a log axis; a few-shot cell has no validation set and keeps its last epoch).
 --dataset: a registry name of the paper's datasets (imdb, yelp_p, yelp_f,
 trec, yahoo, ag_news, dbpedia, sogou) read from --data_dir, or any dataset
 spec (file, directory with train/test splits, tfds:NAME).
@@ -40,6 +41,7 @@ and resumes an interrupted one. Writes --output_dir/report.md with PNG charts.
 """
 
 import os
+import re
 import sys
 
 import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
@@ -63,7 +65,7 @@ flags.DEFINE_string("backbone", None, "Backbone spec; unset: minilm, or for Chin
 flags.DEFINE_enum("budget", "paper", ["paper", "cpu"], "Preset budget; explicit flags override it.")
 flags.DEFINE_integer("train_examples", None, "Budget: a seeded subset of training examples per task; 0 or unset: all (0 overrides --budget=cpu).")
 flags.DEFINE_integer("train_examples_per_class", None, "Budget: few-shot examples per class.")
-flags.DEFINE_float("validation_fraction", 0.1, "Fraction of train carved off as validation.")
+flags.DEFINE_float("validation_fraction", 0.1, "Fraction of train carved off as validation (best-epoch selection; not in Figure 4).")
 flags.DEFINE_integer("epochs", 4, "Epochs per cell (Table 7: of the joint phase).")
 flags.DEFINE_integer("finetune_epochs", 1, "Table 7: per-task epochs after the joint phase.")
 flags.DEFINE_integer("batch_size", 24, "Batch size.")
@@ -74,9 +76,9 @@ flags.DEFINE_integer("max_segments", None, "Segment cap (Table 2).")
 flags.DEFINE_float("learning_rate", 2e-5, "Learning rate (all grids but Table 4 and Figure 2).")
 flags.DEFINE_list("learning_rates", None, "Table 4's learning rates (default 2.5e-5,2e-5) or Figure 2's (default 2e-5,5e-5,1e-4,4e-4).")
 flags.DEFINE_float("feature_learning_rate", 1e-3, "Table 6: BERT-Feat's learning rate.")
-flags.DEFINE_list("fractions", None, "Figure 4: training fractions in (0, 1] (paper budget: 0.004,0.01,0.05,0.1,0.2,0.5,1).")
+flags.DEFINE_list("fractions", None, "Figure 4: fractions in (0, 1] of the whole training set (paper budget: 0.004,0.01,0.05,0.1,0.2,0.5,1; unset when --examples_per_class is given).")
 flags.DEFINE_list("examples_per_class", [], "Figure 4: training sizes as examples per class.")
-flags.DEFINE_integer("min_train_steps", 0, "Figure 4: train a small subset for more epochs, up to this many steps.")
+flags.DEFINE_integer("min_train_steps", 0, "Figure 4: train a small subset for more epochs, so that it takes at least this many steps.")
 flags.DEFINE_multi_string("in_domain_corpus", [], "Tables 5–6: in-domain corpus sources, SPEC[@WEIGHT], repeatable.")
 flags.DEFINE_multi_string("cross_domain_corpus", [], "Tables 5–7: cross-domain corpus sources, SPEC[@WEIGHT], repeatable.")
 flags.DEFINE_integer("pretrain_steps", 100_000, "Further pre-training steps.")
@@ -85,7 +87,7 @@ flags.DEFINE_integer("pretrain_batch_size", 32, "Further pre-training batch size
 flags.DEFINE_integer("pretrain_sequence_length", 128, "Further pre-training sequence length.")
 flags.DEFINE_float("pretrain_learning_rate", 5e-5, "Further pre-training learning rate.")
 flags.DEFINE_bool("pretrain_nsp", True, "Add next-sentence prediction to masked LM.")
-flags.DEFINE_integer("checkpoint_every", 1000, "Further pre-training checkpoint interval (Figure 3: its snapshot interval).")
+flags.DEFINE_integer("checkpoint_every", 1000, "Further pre-training checkpoint interval (Figure 3: an encoder is kept at each, a whole encoder on disk: 10 BERT-base encoders are about 4 GB).")
 flags.DEFINE_integer("pretrain_seed", 0, "Seed of further pre-training, which runs once for all seeds.")
 flags.DEFINE_list("seed", ["0"], "Seeds: every cell runs once per seed.")
 flags.DEFINE_integer("seeds", None, "Run seeds 0 … N−1 (instead of --seed).")
@@ -125,6 +127,8 @@ def apply_budget(grid):
     budgets = BUDGETS[FLAGS.budget]
     preset = budgets.get(grid, budgets.get("tables", {}) if grid.startswith("table") else {})
     for name, value in preset.items():
+        if name == "fractions" and FLAGS["examples_per_class"].present:
+            continue  # the sizes given replace the budget's
         if not FLAGS[name].present:
             FLAGS[name].value = value
 
@@ -181,15 +185,45 @@ def read_splits(dataset):
     return train, test
 
 
-def task_for_seed(train, test, seed):
-    """The task one seed runs: its training subset (budget) and validation carve."""
+def task_for_seed(train, test, seed, carve=True):
+    """The task one seed runs: its training subset (budget) and validation
+    carve (none for Figure 4, whose few-shot cells train without one)."""
     if FLAGS.train_examples and FLAGS.train_examples < len(train):
         train = train.sample(FLAGS.train_examples, seed=seed)
     if FLAGS.train_examples_per_class:
         train = train.sample_per_class(FLAGS.train_examples_per_class, seed=seed)
-    train, validation = train.split(FLAGS.validation_fraction, seed=seed)
+    validation = None
+    if carve:
+        train, validation = train.split(FLAGS.validation_fraction, seed=seed)
     return TaskData(train, validation, test, sequence_length=FLAGS.sequence_length,
                     truncation=FLAGS.truncation, head_length=FLAGS.head_length)
+
+
+def check_output_dir(seed_list):
+    """Refuse what would mix results: cells of the one-seed layout of earlier
+    versions (DIR/CELL), or a seed list that leaves out seeds DIR holds (the
+    report would silently show fewer runs than the directory has)."""
+    if not os.path.isdir(FLAGS.output_dir):
+        return
+    held, old = [], []
+    for name in sorted(os.listdir(FLAGS.output_dir)):
+        path = os.path.join(FLAGS.output_dir, name)
+        if re.fullmatch(r"seed_\d+", name) and os.path.isdir(path):
+            held.append(int(name[len("seed_"):]))
+        elif os.path.isfile(os.path.join(path, "run.json")) and name != "pretraining":
+            old.append(name)
+    if old:
+        raise app.UsageError(
+            f"{FLAGS.output_dir} holds cells of the earlier one-seed layout ({', '.join(old)}); "
+            f"move them into {os.path.join(FLAGS.output_dir, 'seed_0')} to keep them as seed 0, "
+            "or give another --output_dir.")
+    left_out = sorted(set(held) - set(seed_list))
+    if left_out:
+        raise app.UsageError(
+            f"{FLAGS.output_dir} holds seeds {sorted(held)}; --seed/--seeds leaves out "
+            f"{left_out}, and the report would leave their runs out. Give every seed "
+            f"(e.g. --seed={','.join(map(str, sorted(set(held) | set(seed_list))))}), or "
+            "another --output_dir.")
 
 
 def backbone_spec():
@@ -215,6 +249,7 @@ def main(_):
                      fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
                      pretraining_steps=FLAGS.pretrain_steps,
                      checkpoint_every=FLAGS.checkpoint_every)
+    check_output_dir(seed_list)
     datasets = [FLAGS.dataset] + (FLAGS.multitask_datasets if grid == "table7" else [])
     splits, corpora = {}, {}
     for dataset in datasets:
@@ -237,9 +272,20 @@ def main(_):
         learning_rate=FLAGS.pretrain_learning_rate, nsp=FLAGS.pretrain_nsp,
         checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.pretrain_seed,
     )
+    if grid == "figure4" and splits[task_name(FLAGS.dataset)][1] is None:
+        raise app.UsageError(f"Figure 4 needs a test split of {FLAGS.dataset}: its few-shot "
+                             "cells train without a validation set.")
+    tasks_by_seed = {
+        seed: {name: task_for_seed(train, test, seed, carve=grid != "figure4")
+               for name, (train, test) in splits.items()}
+        for seed in seed_list
+    }
+    cells = grids.grid_cells(grid, backbone.num_layers, fractions=tuple(fractions),
+                             examples_per_class=tuple(examples_per_class))
+    for seed, tasks in tasks_by_seed.items():
+        grids.check_training_subsets(cells, tasks[task_name(FLAGS.dataset)].train, seed)
     results = {}
-    for seed in seed_list:
-        tasks = {name: task_for_seed(train, test, seed) for name, (train, test) in splits.items()}
+    for seed, tasks in tasks_by_seed.items():
         results[seed] = grids.run_grid(
             grid, spec, tasks, os.path.join(FLAGS.output_dir, f"seed_{seed}"), corpora=corpora,
             pretraining=pretraining,

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import kerasbert
 from kerasbert.data import corpus
+from kerasbert.reproduction import charts
 from kerasbert.reproduction import grids
 from kerasbert.reproduction import reports
 from kerasbert.reproduction import statistics
@@ -23,6 +24,7 @@ PUBLIC = {
     "kerasbert.prediction": kerasbert.prediction,
     "kerasbert.data.corpus": corpus,
     "kerasbert.reproduction.grids": grids,
+    "kerasbert.reproduction.charts": charts,
     "kerasbert.reproduction.reports": reports,
     "kerasbert.reproduction.statistics": statistics,
 }

@@ -16,6 +16,7 @@ seed, each in its own `output_dir` (`recipes/reproduce.py`: `seed_<S>/`).
 """
 
 import dataclasses
+import inspect
 import json
 import math
 import os
@@ -28,6 +29,10 @@ from kerasbert.training.pretraining import further_pretrain
 from kerasbert.training.pretraining import snapshot_path
 from kerasbert.training.run_directory import atomic_path
 
+# fine_tune's own defaults, which a cell's epoch count starts from.
+FINE_TUNE_DEFAULTS = {name: parameter.default for name, parameter in
+                      inspect.signature(fine_tune).parameters.items()
+                      if name in ("epochs", "batch_size")}
 TABLES = (2, 3, 4, 5, 6, 7)
 FIGURES = (2, 3, 4)
 GRIDS = tuple(f"table{t}" for t in TABLES) + tuple(f"figure{f}" for f in FIGURES)
@@ -56,7 +61,8 @@ class Cell:
         train_subset: tuple or None. Figure 4: `("fraction", f)` trains on
             that fraction of the training set, `("per_class", k)` on k
             examples of every class (nested: a smaller subset is part of
-            every larger one of the same seed).
+            every larger one of the same seed), without a validation set:
+            the cell keeps its last epoch.
     """
 
     name: str
@@ -336,6 +342,8 @@ def run_grid(grid, backbone, tasks, output_dir, *, corpora=None, pretraining=Non
         min_train_steps: int. Figure 4: a cell trains for more epochs when
             `epochs` passes over its subset would take fewer steps than
             this (a 50-example subset would otherwise take a handful).
+            Figure 4's cells train without validation (their task's carve
+            is not used) and keep their last epoch.
         finetune_epochs, finetune_learning_rate: Table 7's per-task phase
             after joint fine-tuning (see `multitask_fine_tune`).
         export: bool. Also write each cell's raw-text SavedModel. Off by
@@ -350,11 +358,15 @@ def run_grid(grid, backbone, tasks, output_dir, *, corpora=None, pretraining=Non
     Returns:
         A list of `(cell, {task name: metrics})` in the grid's order; a
         multi-task cell's metrics per task are its per-task fine-tuning
-        results, with the joint phase's under `"joint"`.
+        results, with the joint phase's under `"joint"`; a Figure 4 cell's
+        also hold `train_subset`: its examples, and how many classes of
+        how many they cover.
     """
-    kind, number = parse_grid(grid)
     corpora = corpora or {}
     pretraining = dict(pretraining or {})
+    if grid == "figure3":  # its cells are the snapshots of exactly this run
+        pretraining.setdefault("steps", 100_000)
+        pretraining.setdefault("checkpoint_every", 10_000)
     pretraining_dir = pretraining_dir or os.path.join(output_dir, "pretraining")
     if learning_rates is None:
         learning_rates = FIGURE2_RATES if grid == "figure2" else (2.5e-5, 2e-5)
@@ -390,18 +402,33 @@ def run_grid(grid, backbone, tasks, output_dir, *, corpora=None, pretraining=Non
             task = tasks[name]
             task_dir = os.path.join(cell_dir, name) if grid == "table7" else cell_dir
             settings = {**budget, **_task_settings(task), **cell.settings}
-            train = task.train
+            train, validation, subset = task.train, task.validation, None
             if cell.train_subset:
-                train = training_subset(train, cell.train_subset, budget.get("seed", 0))
+                # A few-shot learner has no labelled validation set to pick
+                # its best epoch on: it keeps its last.
+                train = training_subset(train, cell.train_subset, settings.get("seed", 0))
+                validation = None
                 settings["epochs"] = _epochs_for(
-                    len(train), settings.get("epochs", 4), settings.get("batch_size", 24),
+                    len(train), settings.get("epochs", FINE_TUNE_DEFAULTS["epochs"]),
+                    settings.get("batch_size", FINE_TUNE_DEFAULTS["batch_size"]),
                     min_train_steps)
-            per_task[name] = fine_tune(
-                cell_backbone, train, task_dir, validation=task.validation, test=task.test,
+                subset = {"examples": len(train), "classes": len(set(train.labels.tolist())),
+                          "of_classes": len(train.label_names)}
+            metrics = fine_tune(
+                cell_backbone, train, task_dir, validation=validation, test=task.test,
                 export=export, verbose=verbose, **settings,
             )
+            per_task[name] = metrics if subset is None else {**metrics, "train_subset": subset}
         results.append((cell, per_task))
     return results
+
+
+def check_training_subsets(cells, train, seed):
+    """Raise now, naming the size, if a cell's training subset cannot be drawn
+    from `train` for `seed` (before a grid spends hours on other cells)."""
+    for cell in cells:
+        if cell.train_subset:
+            training_subset(train, cell.train_subset, seed)
 
 
 def _epochs_for(examples, epochs, batch_size, min_train_steps):

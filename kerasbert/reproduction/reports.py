@@ -13,6 +13,7 @@ import os
 
 from kerasbert.reproduction import grids
 from kerasbert.reproduction import statistics
+from kerasbert.reproduction.charts import write_charts
 from kerasbert.training.run_directory import atomic_path
 
 # The paper's IMDb test errors (%) of Tables 2–4, BERT-base (../shared/PAPER.md).
@@ -95,13 +96,32 @@ def seed_errors(results, task):
 def compare_with_baselines(results, task, resamples=10_000):
     """Each row against its baseline row (`Cell.baseline`), for `task`.
 
-    Over several seeds, a paired t interval of the per-seed differences;
-    with one seed, a paired bootstrap over the test examples (when both
-    runs recorded `test.per_example_correct`).
+    Two intervals for the difference (row − baseline, percentage points):
+    over several seeds, a paired t interval of the per-seed differences
+    (the variation between seeds); and a paired bootstrap over the test
+    examples, every seed's answers pooled (the test set's size), when the
+    runs recorded `test.per_example_correct`. The verdict is "better" or
+    "worse" only when every interval there is says so.
+
+    Args:
+        results: `{seed: run_grid's list}`.
+        task: str. The task's name.
+        resamples: int. Bootstrap resamples.
 
     Returns:
-        A list of `(cell name, baseline name, Comparison or None)`; None
-        when there is nothing to pair (one seed without per-example results).
+        A list of `(cell name, baseline name, seeds, test, verdict)`: the
+        `statistics.Comparison` over seeds (None for one seed), over test
+        examples (None without per-example results), and the verdict (None
+        when there is no interval at all).
+
+    Example:
+    ```python
+    from kerasbert.reproduction import grids, reports
+    fit, itpt = grids.table_cells(5, 6, corpora=("itpt",))
+    run = lambda error: {"trec": {"test": {"error": error}}}
+    results = {s: [(fit, run(0.05 + s / 100)), (itpt, run(0.03 + s / 100))] for s in (0, 1, 2)}
+    [row[4] for row in reports.compare_with_baselines(results, "trec")]  # ['better']
+    ```
     """
     cells = [cell for cell, _ in next(iter(results.values()))]
     errors, _ = seed_errors(results, task)
@@ -109,18 +129,24 @@ def compare_with_baselines(results, task, resamples=10_000):
     for cell in cells:
         if cell.baseline is None or cell.baseline not in errors:
             continue
+        over_seeds = None
         if len(results) > 1:
-            comparison = statistics.paired_t_interval(errors[cell.name], errors[cell.baseline])
-        else:
-            by_name = {c.name: m[task] for c, m in next(iter(results.values()))}
-            correct = [by_name[n].get("test", {}).get("per_example_correct")
-                       for n in (cell.name, cell.baseline)]
-            comparison = None
-            if all(correct) and len(correct[0]) == len(correct[1]):
-                comparison = statistics.paired_bootstrap(
-                    [c == "1" for c in correct[0]], [c == "1" for c in correct[1]],
-                    resamples=resamples)
-        rows.append((cell.name, cell.baseline, comparison))
+            over_seeds = statistics.paired_t_interval(errors[cell.name], errors[cell.baseline])
+        answers = {name: "" for name in (cell.name, cell.baseline)}
+        for per_seed in results.values():
+            by_name = {c.name: m[task] for c, m in per_seed}
+            for name in answers:
+                correct = by_name[name].get("test", {}).get("per_example_correct")
+                answers[name] = None if correct is None or answers[name] is None else (
+                    answers[name] + correct)
+        over_test = None
+        row, base = answers[cell.name], answers[cell.baseline]
+        if row and base and len(row) == len(base):
+            over_test = statistics.paired_bootstrap(
+                [c == "1" for c in row], [c == "1" for c in base], resamples=resamples)
+        comparisons = [c for c in (over_seeds, over_test) if c is not None]
+        verdict = statistics.combined_verdict(comparisons) if comparisons else None
+        rows.append((cell.name, cell.baseline, over_seeds, over_test, verdict))
     return rows
 
 
@@ -172,7 +198,7 @@ def write_report(grid, results, output_dir, command="", dataset=None):
     lines += ["", "Every cell is a recipe run in its own directory, `seed_<S>/<cell>`; its "
               "`metrics.json` holds all settings, per-epoch figures and which test examples "
               "it got right.", ""]
-    charts = _write_charts(grid, results, tasks[0], output_dir)
+    charts = write_charts(grid, results, tasks[0], output_dir)
     lines += [f"![{os.path.basename(c)}]({os.path.basename(c)})" for c in charts]
     path = os.path.join(output_dir, "report.md")
     with atomic_path(path) as partial:
@@ -204,8 +230,8 @@ def _single_task_table(grid, results, task, dataset):
         paper = {k: v for k, v in paper.items() if not k.startswith("layer_")}
         notes.append(f"The paper's per-layer figures are for {PAPER_LAYERS} layers and are left "
                      f"out beside this {len(layer_rows)}-layer encoder.")
-    source = "IMDb" if (grid in ("table2", "table3", "table4") or paper is PAPER_FIGURE4_IMDB) \
-        else (dataset or "this dataset")
+    source = "IMDb" if (grid in ("table2", "table3", "table4") or
+                        (grid == "figure4" and paper)) else (dataset or "this dataset")
     header = f"| cell | ours ({split} error %) | paper (BERT-base, {source} test) |"
     rule = "|---|---|---|"
     if grid == "table6":
@@ -238,6 +264,10 @@ def _settings_text(cell, results, task):
         kind, size = cell.train_subset
         metrics = next(m[task] for c, m in next(iter(results.values())) if c.name == cell.name)
         settings[kind] = size
+        subset = metrics.get("train_subset")
+        if subset:  # seed 0's draw: a small fraction can miss a class
+            settings["examples"] = subset["examples"]
+            settings["classes"] = f"{subset['classes']}/{subset['of_classes']}"
         settings["epochs"] = metrics.get("settings", {}).get("epochs", "?")
     text = ", ".join(f"{k}={v}" for k, v in settings.items())
     if cell.pretraining:
@@ -311,156 +341,46 @@ def _per_seed_table(results, tasks):
     return lines[:-1]
 
 
-def _comparison_table(results, tasks):
+def _comparison_table(results, tasks, resamples=10_000):
     lines = []
+    several = len(results) > 1
+    missing = False
     for task in tasks:
-        rows = compare_with_baselines(results, task)
+        rows = compare_with_baselines(results, task, resamples)
         if not rows:
             continue
         if len(tasks) > 1:
             lines += [f"{task}:", ""]
-        lines += ["| cell | baseline | Δ error (points) | 95 % interval | verdict |",
-                  "|---|---|---|---|---|"]
-        for name, baseline, comparison in rows:
-            if comparison is None:
-                lines.append(f"| {name} | {baseline} | – | – | no per-example test results "
-                             f"to pair |")
-                continue
-            lines.append(f"| {name} | {baseline} | {comparison.mean_difference:+.2f} | "
-                         f"[{comparison.low:+.2f}, {comparison.high:+.2f}] | "
-                         f"{comparison.verdict} |")
+        lines += ["| cell | baseline | Δ error (points) | 95 % interval over seeds | "
+                  "95 % interval over test answers | verdict |", "|---|---|---|---|---|---|"]
+        errors, _ = seed_errors(results, task)
+        for name, baseline, over_seeds, over_test, verdict in rows:
+            difference = (statistics.mean_and_std(errors[name])[0]
+                          - statistics.mean_and_std(errors[baseline])[0])
+            seeds_text = "– (one seed)" if over_seeds is None else _interval(over_seeds)
+            test_text = "–" if over_test is None else _interval(over_test)
+            missing = missing or over_test is None
+            lines.append(f"| {name} | {baseline} | {difference:+.2f} | {seeds_text} | "
+                         f"{test_text} | {verdict or 'no interval: no per-example results'} |")
         lines.append("")
     if not lines:
         return ["This grid has no baseline row."]
-    how = ("a paired Student-t interval over the seeds (each seed's two runs saw the same "
-           "data)" if len(results) > 1 else
-           "a paired bootstrap over the test examples (10,000 resamples): it covers the test "
-           "set's size, not the variation between seeds, which one seed cannot show")
-    lines += [f"Δ is the row's error minus its baseline's, in percentage points "
-              f"(negative: fewer errors); the interval is {how}. \"better\" or \"worse\" when "
-              f"the interval excludes zero, else \"{statistics.UNDECIDED}\"."]
+    lines += [
+        "Δ is the row's mean error minus its baseline's, in percentage points (negative: fewer "
+        "errors). The interval over seeds is a paired Student-t interval of the per-seed "
+        "differences (both runs of a seed saw the same data): the variation between seeds, on "
+        "this test set. The interval over test answers is a paired bootstrap "
+        f"({resamples:,} resamples) of the two rows' answers to the same test examples, every "
+        "seed's answers pooled: the test set's size. \"better\" or \"worse\" when every "
+        f"interval excludes zero on the same side, else \"{statistics.UNDECIDED}\"."
+        + ("" if several else " One seed shows nothing of the variation between seeds: "
+           "run --seeds=3 for that.")]
+    if missing:
+        lines += ["", "– over test answers: a run without `test.per_example_correct` (no test "
+                  "split, so the error is the validation error, or a cell finished before "
+                  "kerasbert recorded it)."]
     return lines
 
 
-def _write_charts(grid, results, task, output_dir):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cells = [cell for cell, _ in next(iter(results.values()))]
-    errors, split = seed_errors(results, task)
-    spread = {n: statistics.mean_and_std(v) for n, v in errors.items()}
-    several = len(results) > 1
-    label = f"{task} {split} error %" + (" (mean ± std over seeds)" if several else "")
-
-    def draw(axes, names, x, **style):
-        axes.errorbar(x, [spread[n][0] for n in names],
-                      yerr=[spread[n][1] for n in names] if several else None,
-                      marker="o", capsize=3, **style)
-
-    charts = []
-    if grid == "table3":
-        layer_cells = [c.name for c in cells if c.name == "embeddings" or c.name.startswith("layer_")]
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        draw(axes, layer_cells, range(len(layer_cells)))
-        axes.set_xlabel("layer (0 = embeddings)")
-        axes.set_ylabel(label)
-        charts.append(_save(figure, output_dir, "error_per_layer.png"))
-    if grid == "table4":
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        rates = sorted({c.settings["learning_rate"] for c in cells}, reverse=True)
-        for rate in rates:
-            chosen = [c for c in cells if c.settings["learning_rate"] == rate]
-            draw(axes, [c.name for c in chosen], [c.settings["layer_decay"] for c in chosen],
-                 label=f"lr {rate:g}")
-        axes.set_xlabel("ξ (layer-wise decay)")
-        axes.set_ylabel(label)
-        axes.invert_xaxis()
-        axes.legend()
-        charts.append(_save(figure, output_dir, "error_vs_decay.png"))
-    if grid in ("table2", "table5", "table6", "table7"):
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        names = [c.name for c in cells]
-        axes.bar(range(len(names)), [spread[n][0] for n in names],
-                 yerr=[spread[n][1] for n in names] if several else None, capsize=3)
-        axes.set_xticks(range(len(names)), [ROW_NAMES.get(n, n) for n in names],
-                        rotation=20, fontsize=7)
-        axes.set_ylabel(label)
-        charts.append(_save(figure, output_dir, "error_per_cell.png"))
-    if grid == "figure2":
-        charts.append(_learning_rate_chart(plt, results, cells, task, output_dir))
-    if grid == "figure3":
-        figure, axes = plt.subplots(figsize=(6, 3.5))
-        draw(axes, [c.name for c in cells], [c.pretraining_step for c in cells])
-        axes.set_xlabel("further pre-training steps (in-task)")
-        axes.set_ylabel(label)
-        charts.append(_save(figure, output_dir, "error_vs_pretraining_steps.png"))
-    if grid == "figure4":
-        for kind, axis_label, name in (("fraction", "fraction of the training set (log)",
-                                        "error_vs_training_fraction.png"),
-                                       ("per_class", "training examples per class (log)",
-                                        "error_vs_examples_per_class.png")):
-            sized = [c for c in cells if c.train_subset and c.train_subset[0] == kind]
-            if not sized:
-                continue
-            figure, axes = plt.subplots(figsize=(6, 3.5))
-            for method, title in (("fit", "BERT-FiT"), ("itpt", "BERT-ITPT-FiT")):
-                chosen = [c for c in sized if (c.pretraining == "itpt") == (method == "itpt")]
-                draw(axes, [c.name for c in chosen], [c.train_subset[1] for c in chosen],
-                     label=title)
-            axes.set_xscale("log")
-            axes.set_xlabel(axis_label)
-            axes.set_ylabel(label)
-            axes.legend()
-            charts.append(_save(figure, output_dir, name))
-    figure, axes = plt.subplots(figsize=(6, 3.5))
-    for cell in cells:
-        losses = _mean_curve(results, cell, task, "loss")
-        if losses:
-            axes.plot(range(1, len(losses) + 1), losses, label=cell.name)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("training loss" + (" (mean over seeds)" if several else ""))
-    if len(cells) <= 10:
-        axes.legend(fontsize=7)
-    charts.append(_save(figure, output_dir, "training_curves.png"))
-    return charts
-
-
-def _mean_curve(results, cell, task, key):
-    """The per-epoch mean over seeds of `key` (epochs that every seed logged)."""
-    curves = []
-    for per_seed in results.values():
-        epochs = {c.name: m for c, m in per_seed}[cell.name][task].get("epochs", [])
-        curves.append([row[key] for row in epochs if key in row])
-    length = min(len(c) for c in curves)
-    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
-
-
-def _learning_rate_chart(plt, results, cells, task, output_dir):
-    """Figure 2: training loss and validation error per epoch, a line per rate."""
-    figure, (losses, errors) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for cell in cells:
-        label = f"lr {cell.settings['learning_rate']:g}"
-        loss = _mean_curve(results, cell, task, "loss")
-        losses.plot(range(1, len(loss) + 1), loss, marker="o", label=label)
-        error = [100 * e for e in _mean_curve(results, cell, task, "val_error")]
-        errors.plot(range(1, len(error) + 1), error, marker="o", label=label)
-    suffix = " (mean over seeds)" if len(results) > 1 else ""
-    losses.set_xlabel("epoch")
-    losses.set_ylabel("training loss" + suffix)
-    errors.set_xlabel("epoch")
-    errors.set_ylabel("validation error %" + suffix)
-    losses.legend(fontsize=7)
-    return _save(figure, output_dir, "learning_rate_curves.png")
-
-
-def _save(figure, output_dir, name):
-    import matplotlib.pyplot as plt
-
-    path = os.path.join(output_dir, name)
-    figure.tight_layout()
-    with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=110)
-    plt.close(figure)
-    return path
+def _interval(comparison):
+    return f"[{comparison.low:+.2f}, {comparison.high:+.2f}]"

@@ -7,14 +7,15 @@ row with its baseline row in a way that says when a difference is real:
 - over several seeds, the paired differences (row − baseline, seed by
   seed: both ran on the same training subset, carve and initial seed) give
   a mean difference with a Student-t 95 % interval;
-- for one seed, a paired bootstrap over the test examples: both runs
-  answered the same questions, and resampling the questions gives the
-  spread the test set's size allows (it says nothing of seed-to-seed
-  variation).
+- a paired bootstrap over the test examples: both runs answered the same
+  questions, and resampling the questions gives the spread the test set's
+  size allows (it says nothing of seed-to-seed variation; over several
+  seeds the answers of every seed are pooled).
 
 A difference whose interval lies below zero is "better" (less error), above
 zero "worse", and one whose interval holds zero is "not distinguishable at
-this budget".
+this budget"; with both intervals, a verdict needs both (three seeds that
+each differ by the same one question have a t interval of zero width).
 """
 
 import dataclasses
@@ -54,6 +55,22 @@ class Comparison:
         return UNDECIDED
 
 
+def combined_verdict(comparisons):
+    """"better" or "worse" when every comparison says so, else undecided.
+
+    Example:
+    ```python
+    from kerasbert.reproduction.statistics import Comparison, combined_verdict
+    combined_verdict([Comparison(-1, -1.5, -0.5, "t"), Comparison(-1, -2, 0.1, "bootstrap")])
+    # 'not distinguishable at this budget'
+    ```
+    """
+    verdicts = {comparison.verdict for comparison in comparisons}
+    if not verdicts:
+        raise ValueError("`comparisons` is empty: there is no verdict without an interval.")
+    return verdicts.pop() if len(verdicts) == 1 else UNDECIDED
+
+
 def mean_and_std(values):
     """`(mean, sample standard deviation)` of `values`; the deviation of one value is 0.
 
@@ -89,7 +106,7 @@ def student_t_quantile(probability, degrees_of_freedom):
     nu = float(degrees_of_freedom)
     log_scale = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
 
-    def cdf_above_half(x):  # P(0 < T < x)
+    def probability_between_zero_and(x):
         grid = np.linspace(0.0, x, 4001)
         density = np.exp(log_scale - (nu + 1) / 2 * np.log1p(grid**2 / nu))
         step = x / 4000
@@ -98,11 +115,11 @@ def student_t_quantile(probability, degrees_of_freedom):
 
     target = probability - 0.5
     low, high = 0.0, 1.0
-    while cdf_above_half(high) < target:
+    while probability_between_zero_and(high) < target:
         high *= 2
     for _ in range(60):
         middle = (low + high) / 2
-        low, high = (middle, high) if cdf_above_half(middle) < target else (low, middle)
+        low, high = (middle, high) if probability_between_zero_and(middle) < target else (low, middle)
     return (low + high) / 2
 
 
@@ -123,6 +140,8 @@ def paired_t_interval(errors, baseline_errors, confidence=0.95):
     paired_t_interval([3.0, 3.4, 3.2], [4.0, 4.2, 4.4]).verdict  # 'better'
     ```
     """
+    if not 0 < confidence < 1:
+        raise ValueError(f"`confidence` must be in (0, 1), e.g. 0.95. Received: {confidence}")
     errors = np.asarray(errors, dtype=np.float64)
     baseline_errors = np.asarray(baseline_errors, dtype=np.float64)
     if errors.shape != baseline_errors.shape or errors.size < 2:
@@ -157,6 +176,8 @@ def paired_bootstrap(correct, baseline_correct, resamples=10_000, confidence=0.9
     paired_bootstrap([1] * 90 + [0] * 10, [1] * 70 + [0] * 30).verdict  # 'better'
     ```
     """
+    if not 0 < confidence < 1:
+        raise ValueError(f"`confidence` must be in (0, 1), e.g. 0.95. Received: {confidence}")
     correct = np.asarray(correct, dtype=np.float64)
     baseline_correct = np.asarray(baseline_correct, dtype=np.float64)
     if correct.shape != baseline_correct.shape or correct.ndim != 1 or correct.size == 0:

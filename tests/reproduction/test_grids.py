@@ -211,12 +211,16 @@ def test_figure_4_grid_trains_fit_and_itpt_fit_on_nested_subsets(tmp_path):
     small = json.loads((tmp_path / "seed_0" / "fit_frac0.25" / "metrics.json").read_text())
     whole = json.loads((tmp_path / "seed_0" / "itpt_fit_frac1" / "metrics.json").read_text())
     assert small["settings"]["epochs"] == 6  # 16 examples: 1 step per epoch, 6 steps at least
+    # Few-shot cells train without the task's validation carve and keep the last epoch.
+    assert "validation" not in small and "best_epoch" not in small
+    assert results[0][1]["trec"]["train_subset"]["examples"] == 16
     assert whole["settings"]["epochs"] == 2  # 64 examples: 4 steps per epoch
     assert whole["settings"]["backbone"] == str(tmp_path / "seed_0" / "pretraining" / "itpt"
                                                 / "backbone")
     report = open(grid_reports.write_report("figure4", {0: results}, str(tmp_path))).read()
     assert "| itpt_fit_frac0.25 | fit_frac0.25 |" in report
-    assert "fraction=0.25, epochs=6" in report
+    classes = results[0][1]["trec"]["train_subset"]["classes"]
+    assert f"fraction=0.25, examples=16, classes={classes}/6, epochs=6" in report
     assert (tmp_path / "error_vs_training_fraction.png").exists()
 
 
@@ -246,16 +250,27 @@ def test_reproduce_runs_a_grid_over_seeds_resumes_and_reports(tmp_path):
     assert third.returncode == 0, third.stderr[-3000:]
     assert os.path.getmtime(grid / "seed_1" / "lr0.001_xi1" / "metrics.json") == written
     assert "| cell | seed 0 | seed 1 | seed 2 |" in (grid / "report.md").read_text()
+    # A seed list that leaves out seeds the directory holds would drop them from the report.
+    fewer = subprocess.run(command[:-2] + ["--seed=1", command[-1]], capture_output=True,
+                           text=True, timeout=900)
+    assert fewer.returncode == 1 and "leaves out [0, 2]" in fewer.stderr, fewer.stderr[-2000:]
+    # Cells of the earlier one-seed layout are refused, not silently re-run.
+    old = tmp_path / "old"
+    (old / "lr0.001_xi1").mkdir(parents=True)
+    (old / "lr0.001_xi1" / "run.json").write_text("{}")
+    refused = subprocess.run(command[:-1] + [f"--output_dir={old}"], capture_output=True,
+                             text=True, timeout=900)
+    assert refused.returncode == 1 and "earlier one-seed layout" in refused.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, message", [
     (["--table=4", "--figure=2"], "exactly one of --table and --figure"),
     (["--figure=2", "--seeds=2", "--seed=1"], "--seeds=N or --seed=LIST, not both"),
     (["--figure=2", "--seed=1,1"], "distinct non-negative seeds"),
     (["--figure=2", "--seeds=0"], "--seeds must be at least 1"),
-    (["--figure=2", "--learning_rates=fast"], "--learning_rates must be a list of floats"),
-    (["--figure=4", "--fractions=0.1,2"], r"fractions must be in \(0, 1\]"),
     (["--figure=4", "--fractions=0.5", "--examples_per_class=x"], "examples_per_class must be"),
+    (["--figure=4", "--fractions=0.1,2"], r"fractions must be in \(0, 1\]"),
     (["--figure=3", "--pretrain_steps=250", "--checkpoint_every=100"], "multiple of"),
 ])
 def test_reproduce_refuses_nonsense_flags_in_one_line(tmp_path, flags, message):
@@ -264,8 +279,10 @@ def test_reproduce_refuses_nonsense_flags_in_one_line(tmp_path, flags, message):
                "--backbone=tiny", f"--output_dir={tmp_path / 'grid'}", *flags]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert re.search(message, result.stderr), result.stderr[-2000:]
-    assert not (tmp_path / "grid" / "seed_0").exists()
+    errors = [line for line in result.stderr.splitlines() if "reproduce.py: error:" in line
+              or line.startswith("FATAL Flags parsing error")]
+    assert len(errors) == 1 and re.search(message, errors[0]), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "grid").exists()
 
 
 def _write_task(directory, lines, train, test):

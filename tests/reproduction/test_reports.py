@@ -1,5 +1,6 @@
 import pytest
 
+from kerasbert.reproduction import charts
 from kerasbert.reproduction import grids
 from kerasbert.reproduction import reports as grid_reports
 
@@ -27,7 +28,8 @@ def test_report_of_table_6_has_paper_figures_and_relative_reduction(tmp_path):
     assert "| BERT-ITPT-FiT | **3.00** | 3.20 | +40.0 % | backbone=pretraining/itpt/backbone |" in report
     assert (tmp_path / "error_per_cell.png").read_bytes()[:4] == b"\x89PNG"
     # One seed without per-example results: nothing to pair, said so.
-    assert "| fit | feat | – | – | no per-example test results to pair |" in report
+    assert ("| fit | feat | -1.00 | – (one seed) | – | no interval: no per-example results |"
+            in report)
     other = open(grid_reports.write_report("table6", results, str(tmp_path), "", "mydata")).read()
     assert "no figures for mydata" in other
 
@@ -84,10 +86,11 @@ def test_report_over_seeds_shows_spread_per_seed_values_and_verdicts(tmp_path):
     assert "| cell | seed 0 | seed 1 | seed 2 |" in report
     assert "| itpt_fit | 3.00 | 5.00 | 4.00 |" in report
     # itpt − fit = −1, −1, −1: an interval of zero width below zero.
-    assert "| itpt_fit | fit | -1.00 | [-1.00, -1.00] | better |" in report
+    assert "| itpt_fit | fit | -1.00 | [-1.00, -1.00] | – | better |" in report
     # cdpt − fit = +0.5, −1, +1: mean 1/6, t(2) × sd/√3 = 2.59.
-    assert "| cdpt_fit | fit | +0.17 | [-2.42, +2.75] | not distinguishable at this budget |" in report
-    assert "paired Student-t interval over the seeds" in report
+    assert ("| cdpt_fit | fit | +0.17 | [-2.42, +2.75] | – | not distinguishable at this budget |"
+            in report)
+    assert "paired Student-t interval of the per-seed differences" in report
     assert (tmp_path / "error_per_cell.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -99,15 +102,30 @@ def test_one_seed_compares_by_bootstrap_over_test_examples(tmp_path):
         (cells[2], {"trec": _run(0.05, correct="1" * 95 + "0" * 5)}),
     ]}
     rows = grid_reports.compare_with_baselines(results, "trec", resamples=2000)
-    assert [(name, baseline) for name, baseline, _ in rows] == [
-        ("lr0.0004", "lr2e-05"), ("lr0.0001", "lr2e-05")]
-    assert rows[0][2].mean_difference == pytest.approx(76.0) and rows[0][2].verdict == "worse"
-    assert rows[1][2].verdict == "not distinguishable at this budget"
+    assert [(name, baseline, seeds) for name, baseline, seeds, _, _ in rows] == [
+        ("lr0.0004", "lr2e-05", None), ("lr0.0001", "lr2e-05", None)]
+    assert rows[0][3].mean_difference == pytest.approx(76.0) and rows[0][4] == "worse"
+    assert rows[1][4] == "not distinguishable at this budget"
     report = open(grid_reports.write_report("figure2", results, str(tmp_path))).read()
     assert "Seed: 0: one run per cell" in report and "## Per seed" not in report
-    assert "| lr0.0004 | lr2e-05 | +76.00 |" in report
-    assert "paired bootstrap over the test examples" in report
+    assert "| lr0.0004 | lr2e-05 | +76.00 | – (one seed) | [+" in report
+    assert "run --seeds=3 for that" in report
     assert (tmp_path / "learning_rate_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_seeds_that_agree_by_one_question_each_are_not_called_better(tmp_path):
+    # Three seeds, each one question of 100 better: the t interval has zero
+    # width, the pooled answers (3 of 300) cannot separate the rows.
+    cells = grids.table_cells(5, 6, corpora=("itpt",))
+    base = "1" * 90 + "0" * 10
+    better = "1" * 91 + "0" * 9
+    results = {seed: [(cells[0], {"trec": _run(0.10, correct=base)}),
+                      (cells[1], {"trec": _run(0.09, correct=better)})] for seed in range(3)}
+    [(name, baseline, over_seeds, over_test, verdict)] = grid_reports.compare_with_baselines(
+        results, "trec", resamples=2000)
+    assert over_seeds.verdict == "better" and over_seeds.high - over_seeds.low == 0
+    assert over_test.low < 0 <= over_test.high and "300 test examples" in over_test.method
+    assert verdict == "not distinguishable at this budget"
 
 
 def test_mean_curves_average_the_seeds_epoch_by_epoch():
@@ -115,7 +133,7 @@ def test_mean_curves_average_the_seeds_epoch_by_epoch():
     results = {0: [(cell, {"t": {"epochs": [{"loss": 1.0}, {"loss": 0.5}]}})],
                1: [(cell, {"t": {"epochs": [{"loss": 3.0}, {"loss": 1.5}, {"loss": 1.0}]}})]}
     # Only the epochs every seed logged.
-    assert grid_reports._mean_curve(results, cell, "t", "loss") == [2.0, 1.0]
+    assert charts.mean_curve(results, cell, "t", "loss") == [2.0, 1.0]
 
 
 def test_figure_charts_are_drawn_for_sizes_and_steps(tmp_path):

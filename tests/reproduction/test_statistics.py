@@ -101,3 +101,17 @@ def test_an_interval_touching_zero_decides_nothing():
     assert statistics.Comparison(-0.5, -1.0, 0.0, "t").verdict == (
         "not distinguishable at this budget")
     assert statistics.Comparison(0.5, 0.01, 1.0, "t").verdict == "worse"
+
+
+def test_combined_verdict_needs_every_interval_on_one_side():
+    better = statistics.Comparison(-1.0, -1.5, -0.5, "t")
+    undecided = statistics.Comparison(-1.0, -2.0, 0.1, "bootstrap")
+    worse = statistics.Comparison(1.0, 0.5, 1.5, "t")
+    assert statistics.combined_verdict([better, better]) == "better"
+    assert statistics.combined_verdict([better, undecided]) == "not distinguishable at this budget"
+    assert statistics.combined_verdict([better, worse]) == "not distinguishable at this budget"
+    assert statistics.combined_verdict([worse]) == "worse"
+    with pytest.raises(ValueError, match="empty"):
+        statistics.combined_verdict([])
+    with pytest.raises(ValueError, match="confidence"):
+        statistics.paired_t_interval([1.0, 2.0], [1.0, 3.0], confidence=95)
