@@ -28,8 +28,10 @@ the seed picks the training subset, the validation carve, the new weights
 and the batch order, so every row of one seed sees the same data. The report
 shows mean ± standard deviation, the per-seed values, and each row against
 its baseline row: the mean paired difference with a 95 % t interval over
-the seeds, or with one seed a paired bootstrap over the test examples, and
-a verdict: better, worse, or not distinguishable at this budget.
+the seeds and a paired bootstrap over the test answers (every seed's
+pooled), and a verdict: better or worse when both intervals agree, else not
+distinguishable at this budget. Seeds can be added to a grid later; a list
+that leaves out seeds the directory holds is refused.
 
 In-task further pre-training reads the dataset's whole training text; in-domain
 and cross-domain pre-training read the corpora of --in_domain_corpus and
