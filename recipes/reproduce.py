@@ -94,6 +94,7 @@ flags.DEFINE_integer("pretrain_seed", 0, "Seed of further pre-training, which ru
 flags.DEFINE_list("seed", ["0"], "Seeds: every cell runs once per seed.")
 flags.DEFINE_integer("seeds", None, "Run seeds 0 … N−1 (instead of --seed).")
 flags.DEFINE_string("output_dir", None, "Grid directory.")
+flags.DEFINE_bool("overwrite", False, "Clear a cell or pre-training directory that holds a run with other settings, and run it again.")
 flags.DEFINE_bool("traceback", False, "Show the Python traceback of a failure.")
 FLAGS = flags.FLAGS
 
@@ -201,17 +202,21 @@ def task_for_seed(train, test, seed, carve=True):
                     truncation=FLAGS.truncation, head_length=FLAGS.head_length)
 
 
-def check_output_dir(seed_list):
-    """Refuse what would mix results: cells of the one-seed layout of earlier
-    versions (DIR/CELL), or a seed list that leaves out seeds DIR holds (the
-    report would silently show fewer runs than the directory has)."""
+def check_output_dir(seed_list, cells):
+    """Refuse what would mix results or drop them from the report: cells of
+    the one-seed layout of earlier versions (DIR/CELL), a seed list that
+    leaves out seeds DIR holds, and cells of another grid or of sizes or
+    rates this command leaves out."""
     if not os.path.isdir(FLAGS.output_dir):
         return
-    held, old = [], []
+    held, old, stale = [], [], set()
+    names = {cell.name for cell in cells}
     for name in sorted(os.listdir(FLAGS.output_dir)):
         path = os.path.join(FLAGS.output_dir, name)
         if re.fullmatch(r"seed_\d+", name) and os.path.isdir(path):
             held.append(int(name[len("seed_"):]))
+            stale |= {cell for cell in os.listdir(path) if not cell.startswith(".")
+                      and os.path.isdir(os.path.join(path, cell)) and cell not in names}
         elif os.path.isfile(os.path.join(path, "run.json")) and name != "pretraining":
             old.append(name)
     if old:
@@ -226,6 +231,12 @@ def check_output_dir(seed_list):
             f"{left_out}, and the report would leave their runs out. Give every seed "
             f"(e.g. --seed={','.join(map(str, sorted(set(held) | set(seed_list))))}), or "
             "another --output_dir.")
+    if stale:
+        raise app.UsageError(
+            f"{FLAGS.output_dir} holds cells that this {grid_name()} command does not run "
+            f"({', '.join(sorted(stale))}): another grid, or sizes, rates or corpora left out. "
+            "The report would leave them out; give the same grid and lists, or another "
+            "--output_dir.")
 
 
 def backbone_spec():
@@ -245,47 +256,56 @@ def main(_):
                       else _numbers("learning_rates", FLAGS.learning_rates, float))
     fractions = _numbers("fractions", FLAGS.fractions or [], float)
     examples_per_class = _numbers("examples_per_class", FLAGS.examples_per_class, int)
+    if FLAGS.min_train_steps < 0:
+        raise app.UsageError(f"--min_train_steps must be 0 or more. Received: "
+                             f"{FLAGS.min_train_steps}")
     # Checked before anything is read or written: a bad size list fails
     # now, not after an hour of other cells.
     grids.grid_cells(grid, 12, **({"learning_rates": learning_rates} if learning_rates else {}),
                      fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
                      pretraining_steps=FLAGS.pretrain_steps,
                      checkpoint_every=FLAGS.checkpoint_every)
-    check_output_dir(seed_list)
     datasets = [FLAGS.dataset] + (FLAGS.multitask_datasets if grid == "table7" else [])
     splits, corpora = {}, {}
     for dataset in datasets:
         splits[task_name(dataset)] = read_splits(dataset)
     if len(splits) != len(datasets):
         raise app.UsageError(f"Two datasets have the same task name: {datasets}")
-    if grid in ("table5", "table6", "figure3", "figure4"):
-        in_task = os.path.join(FLAGS.output_dir, "corpora", "in_task.jsonl")
-        grids.write_corpus(splits[task_name(FLAGS.dataset)][0].texts, in_task)
-        corpora["itpt"] = [(in_task, 1.0)]
+    if grid == "figure4" and splits[task_name(FLAGS.dataset)][1] is None:
+        raise app.UsageError(f"Figure 4 needs a test split of {FLAGS.dataset}: its few-shot "
+                             "cells train without a validation set.")
     if FLAGS.in_domain_corpus and grid in ("table5", "table6"):
         corpora["idpt"] = [parse_source(s) for s in FLAGS.in_domain_corpus]
     if FLAGS.cross_domain_corpus and grid in ("table5", "table6", "table7"):
         corpora["cdpt"] = [parse_source(s) for s in FLAGS.cross_domain_corpus]
+    in_task = grid in ("table5", "table6", "figure3", "figure4")
     spec = backbone_spec()
     backbone, _ = kerasbert.load_backbone(spec)
-    pretraining = dict(
-        steps=FLAGS.pretrain_steps, warmup_steps=FLAGS.pretrain_warmup_steps,
-        batch_size=FLAGS.pretrain_batch_size, sequence_length=FLAGS.pretrain_sequence_length,
-        learning_rate=FLAGS.pretrain_learning_rate, nsp=FLAGS.pretrain_nsp,
-        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.pretrain_seed,
-    )
-    if grid == "figure4" and splits[task_name(FLAGS.dataset)][1] is None:
-        raise app.UsageError(f"Figure 4 needs a test split of {FLAGS.dataset}: its few-shot "
-                             "cells train without a validation set.")
+    cells = grids.grid_cells(
+        grid, backbone.num_layers, corpora=tuple(corpora) + (("itpt",) if in_task else ()),
+        **({"learning_rates": learning_rates} if learning_rates else {}),
+        fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
+        pretraining_steps=FLAGS.pretrain_steps, checkpoint_every=FLAGS.checkpoint_every)
+    check_output_dir(seed_list, cells)
     tasks_by_seed = {
         seed: {name: task_for_seed(train, test, seed, carve=grid != "figure4")
                for name, (train, test) in splits.items()}
         for seed in seed_list
     }
-    cells = grids.grid_cells(grid, backbone.num_layers, fractions=tuple(fractions),
-                             examples_per_class=tuple(examples_per_class))
     for seed, tasks in tasks_by_seed.items():
         grids.check_training_subsets(cells, tasks[task_name(FLAGS.dataset)].train, seed)
+    # Written only once every check passed: a refused command leaves nothing.
+    if in_task:
+        path = os.path.join(FLAGS.output_dir, "corpora", "in_task.jsonl")
+        grids.write_corpus(splits[task_name(FLAGS.dataset)][0].texts, path)
+        corpora["itpt"] = [(path, 1.0)]
+    pretraining = dict(
+        steps=FLAGS.pretrain_steps, warmup_steps=FLAGS.pretrain_warmup_steps,
+        batch_size=FLAGS.pretrain_batch_size, sequence_length=FLAGS.pretrain_sequence_length,
+        learning_rate=FLAGS.pretrain_learning_rate, nsp=FLAGS.pretrain_nsp,
+        checkpoint_every=FLAGS.checkpoint_every, seed=FLAGS.pretrain_seed,
+        overwrite=FLAGS.overwrite,
+    )
     results = {}
     for seed, tasks in tasks_by_seed.items():
         results[seed] = grids.run_grid(
@@ -297,6 +317,7 @@ def main(_):
             examples_per_class=examples_per_class, min_train_steps=FLAGS.min_train_steps,
             finetune_epochs=FLAGS.finetune_epochs, epochs=FLAGS.epochs,
             batch_size=FLAGS.batch_size, max_segments=FLAGS.max_segments, seed=seed,
+            overwrite=FLAGS.overwrite,
             **({} if grid in ("table4", "figure2") else {"learning_rate": FLAGS.learning_rate}),
         )
         print(f"seed {seed}: {len(results[seed])} cells done", flush=True)

@@ -362,6 +362,10 @@ def run_grid(grid, backbone, tasks, output_dir, *, corpora=None, pretraining=Non
         also hold `train_subset`: its examples, and how many classes of
         how many they cover.
     """
+    if isinstance(min_train_steps, bool) or not isinstance(min_train_steps, int) or (
+            min_train_steps < 0):
+        raise ValueError(f"`min_train_steps` must be a non-negative integer. Received: "
+                         f"{min_train_steps!r}")
     corpora = corpora or {}
     pretraining = dict(pretraining or {})
     if grid == "figure3":  # its cells are the snapshots of exactly this run
@@ -458,7 +462,7 @@ def _pretrained_backbone(backbone, corpus, sources, pretraining_dir, pretraining
 def _run_multitask_cell(backbone, tasks, cell_dir, finetune_epochs, finetune_learning_rate,
                         export, verbose, budget):
     shared = ("learning_rate", "batch_size", "epochs", "warmup_proportion", "layer_decay",
-              "layer_decay_convention", "layers", "combine", "dropout", "seed")
+              "layer_decay_convention", "layers", "combine", "dropout", "seed", "overwrite")
     metrics = multitask_fine_tune(
         backbone, tasks, cell_dir, then_finetune=True, finetune_epochs=finetune_epochs,
         finetune_learning_rate=finetune_learning_rate, export=export, verbose=verbose,

@@ -261,6 +261,14 @@ def test_reproduce_runs_a_grid_over_seeds_resumes_and_reports(tmp_path):
     refused = subprocess.run(command[:-1] + [f"--output_dir={old}"], capture_output=True,
                              text=True, timeout=900)
     assert refused.returncode == 1 and "earlier one-seed layout" in refused.stderr
+    # Another grid (or a shorter list) into the same directory would drop these cells
+    # from the report: refused before anything is written.
+    other = subprocess.run(command[:2] + ["--figure=2"] + command[3:-2] + ["--seed=0,1,2",
+                           command[-1]], capture_output=True, text=True, timeout=900)
+    assert other.returncode == 1 and "does not run (lr0.001_xi0.85" in other.stderr, (
+        other.stderr[-2000:])
+    assert sorted(os.listdir(grid)) == ["error_vs_decay.png", "report.md", "seed_0", "seed_1",
+                                        "seed_2", "training_curves.png"]
 
 
 @pytest.mark.slow
@@ -272,6 +280,8 @@ def test_reproduce_runs_a_grid_over_seeds_resumes_and_reports(tmp_path):
     (["--figure=4", "--fractions=0.5", "--examples_per_class=x"], "examples_per_class must be"),
     (["--figure=4", "--fractions=0.1,2"], r"fractions must be in \(0, 1\]"),
     (["--figure=3", "--pretrain_steps=250", "--checkpoint_every=100"], "multiple of"),
+    (["--figure=4", "--examples_per_class=50"], "Class 'ABBR' of .* has 2 examples"),
+    (["--figure=4", "--fractions=0.5", "--min_train_steps=-3"], "min_train_steps must be 0"),
 ])
 def test_reproduce_refuses_nonsense_flags_in_one_line(tmp_path, flags, message):
     data = _write_task(tmp_path / "data", _trec_lines(), 40, 10)
