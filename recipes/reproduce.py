@@ -114,7 +114,7 @@ BUDGETS = {
         "tables": CPU_TABLES,
         "figure2": {**CPU_TABLES, "train_examples": 1000, "epochs": 4,
                     "learning_rates": ["2e-5", "5e-5", "1e-4", "4e-4"]},
-        "figure3": {**CPU_TABLES, "pretrain_steps": 400, "pretrain_warmup_steps": 40},
+        "figure3": {**CPU_TABLES, "checkpoint_every": 50},
         "figure4": {**CPU_TABLES, "train_examples": 0, "min_train_steps": 50,
                     "fractions": ["0.01", "0.03", "0.1", "0.3", "1"]},
     },
