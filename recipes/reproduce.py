@@ -101,7 +101,8 @@ FLAGS = flags.FLAGS
 # Budgets: flag values per grid ("tables" for every table); a flag given on
 # the command line wins. `cpu`: MiniLM on TREC-6 in under an hour on two
 # CPU cores per grid (measured: Table 4, 8 cells of about 2.3 minutes per seed,
-# 3 seeds in 55 minutes).
+# 3 seeds in 55 minutes; MiniLM pre-training at batch 32 × 128 took about 10 s
+# a step, hence the short pre-training of Figures 3 and 4).
 CPU_TABLES = {"train_examples": 2000, "epochs": 2, "sequence_length": 128, "head_length": 32,
               "max_segments": 4, "learning_rate": 1e-4, "learning_rates": ["1e-4", "5e-5"],
               "pretrain_steps": 200, "pretrain_warmup_steps": 20, "checkpoint_every": 100}
@@ -116,6 +117,7 @@ BUDGETS = {
                     "learning_rates": ["2e-5", "5e-5", "1e-4", "4e-4"]},
         "figure3": {**CPU_TABLES, "checkpoint_every": 50},
         "figure4": {**CPU_TABLES, "train_examples": 0, "min_train_steps": 50,
+                    "pretrain_steps": 100, "pretrain_warmup_steps": 10,
                     "fractions": ["0.01", "0.03", "0.1", "0.3", "1"]},
     },
 }
