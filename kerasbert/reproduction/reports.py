@@ -299,14 +299,15 @@ def _multitask_table(results, tasks):
     header = "| method |" + "".join(f" {t}: ours | {t}: paper |" for t in tasks)
     lines = [header, "|---|" + "---|---|" * len(tasks)]
     cells = [cell for cell, _ in next(iter(results.values()))]
+    by_seed = [{c.name: m for c, m in per_seed} for per_seed in results.values()]
     rows = []  # (label, cell name, {task: (split, [errors per seed])})
     for cell in cells:
         for joint in ((False, True) if cell.multitask else (False,)):
             per_task = {}
             for t in tasks:
                 values = []
-                for per_seed in results.values():
-                    metrics = {c.name: m for c, m in per_seed}[cell.name][t]
+                for by_name in by_seed:
+                    metrics = by_name[cell.name][t]
                     split, error = error_of(metrics["joint"] if joint else metrics)
                     values.append(error)
                 per_task[t] = (split, values)
