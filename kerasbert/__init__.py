@@ -31,6 +31,10 @@ from kerasbert.optimizers import schedules
 from kerasbert.optimizers.layerwise import LayerwiseDecay
 from kerasbert.optimizers.layerwise import layerwise_decay
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
+from kerasbert.training.configs import FineTuneConfig
+from kerasbert.training.configs import MultiTaskConfig
+from kerasbert.training.configs import PretrainConfig
+from kerasbert.training.driver import run_experiment
 from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.multitask import TaskData
 from kerasbert.training.multitask import multitask_fine_tune
@@ -46,12 +50,15 @@ __version__ = "0.1.0"
 __all__ = [
     "ClassifierPreprocessor",
     "FeatureBiLSTMClassifier",
+    "FineTuneConfig",
     "LabeledTexts",
     "LayerSelectedClassifier",
     "LayerwiseDecay",
     "MaskedLMPretrainer",
     "MultiTaskClassifier",
+    "MultiTaskConfig",
     "NonFiniteLossError",
+    "PretrainConfig",
     "RunDirectory",
     "RunDirectoryError",
     "SegmentPoolingClassifier",
@@ -73,6 +80,7 @@ __all__ = [
     "optimizers",
     "prediction",
     "read_labeled_texts",
+    "run_experiment",
     "schedules",
     "text",
     "tf1_checkpoint",

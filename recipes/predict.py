@@ -49,7 +49,7 @@ flags.DEFINE_enum("empty_text", "error", ["error", "keep"],
 flags.DEFINE_integer("batch_size", 32, "Texts per batch.", lower_bound=1)
 flags.DEFINE_string("evaluation_dir", None,
                     "Where evaluation.{json,md,png} go; default: --output's directory.")
-recipe_main.define_run_flags(checkpoint_every_steps=False, overwrite=False)
+recipe_main.define_recipe_flags()
 
 
 def batches(examples, size):

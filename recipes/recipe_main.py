@@ -1,6 +1,6 @@
 """What every recipe shares: run-directory flags and one-line failures.
 
-A recipe imports this module before TensorFlow, calls `define_run_flags()`
+A recipe imports this module before TensorFlow, calls `define_recipe_flags()`
 at import and `run(main, required=…)` under `if __name__ == "__main__":`. A
 failure then prints one line, `RECIPE: error: MESSAGE`, and exits with
 status 1; `--traceback` (or the environment variable `KERASBERT_TRACEBACK=1`)
@@ -98,36 +98,9 @@ FLAGS = flags.FLAGS
 MESSAGE_LIMIT = 2000
 
 
-def define_run_flags(checkpoint_every_steps=True, overwrite=True):
-    """Define `--traceback`, and `--overwrite` and `--checkpoint_every_steps`
-    for recipes that train."""
-    if overwrite:
-        flags.DEFINE_bool(
-            "overwrite", False,
-            "Clear --output_dir first when it holds a run with other settings (without it "
-            "such a run is refused; the same settings resume or finish it).",
-        )
+def define_recipe_flags():
+    """Define `--traceback`, which every recipe offers."""
     flags.DEFINE_bool("traceback", False, "Show the Python traceback of a failure.")
-    if checkpoint_every_steps:
-        flags.DEFINE_integer(
-            "checkpoint_every_steps", 200,
-            "Steps between mid-epoch checkpoints (also at every epoch end): the most work a "
-            "kill can cost. A resumed run ends as if never stopped.",
-        )
-
-
-def parse_layers(value):
-    """--layers: first4, last4, all, an int or comma-separated ints."""
-    if value in ("first4", "last4", "all"):
-        return value
-    try:
-        indices = [int(part) for part in value.split(",")]
-    except ValueError:
-        raise ValueError(
-            "--layers must be an int, comma-separated ints, first4, last4 or all. "
-            f"Received: {value!r}"
-        ) from None
-    return indices[0] if len(indices) == 1 else indices
 
 
 def one_line(error):

@@ -249,7 +249,7 @@ def test_recipes_fail_in_one_line_and_leave_nothing(tmp_path):
     out = tmp_path / "run"
     for flag, message in [
         ("--learning_rate=nan", "`learning_rate` must be a finite number > 0. Received: nan"),
-        ("--layers=abc", "--layers must be an int"),
+        ("--layers=abc", "`layers` must be an int"),
     ]:
         result = run_recipe("finetune.py", "--backbone=tiny", f"--train={small}", flag,
                             f"--output_dir={out}")

@@ -44,7 +44,8 @@ from absl import flags  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))  # the recipes' flag definitions
 
-from scale_flags import define_scale_flags  # noqa: E402
+from config_flags import define_config_flags  # noqa: E402
+from kerasbert.training.configs import RuntimeSettings  # noqa: E402
 from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
 from timing import median_milliseconds  # noqa: E402
 from timing import serving_speed  # noqa: E402
@@ -79,7 +80,7 @@ flags.DEFINE_bool(
     "static_shapes", False,
     "Profile: trace the steps for the batch's exact shape instead of any batch size and length "
     "(kerasbert's training loop and serving signature trace for unknown sizes).")
-define_scale_flags()
+define_config_flags(RuntimeSettings)
 FLAGS = flags.FLAGS
 
 

@@ -8,7 +8,7 @@ import keras_hub
 import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
-from kerasbert.training import arguments
+from kerasbert.utils import arguments
 
 TASK_CONFIG_FILE = "task.json"
 

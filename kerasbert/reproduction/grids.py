@@ -16,13 +16,13 @@ seed, each in its own `output_dir` (`recipes/reproduce.py`: `seed_<S>/`).
 """
 
 import dataclasses
-import inspect
 import json
 import math
 import os
 
 import numpy as np
 
+from kerasbert.training.configs import FineTuneConfig
 from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.multitask import multitask_fine_tune
 from kerasbert.training.pretraining import further_pretrain
@@ -30,9 +30,7 @@ from kerasbert.training.pretraining import snapshot_path
 from kerasbert.training.run_directory import atomic_path
 
 # fine_tune's own defaults, which a cell's epoch count starts from.
-FINE_TUNE_DEFAULTS = {name: parameter.default for name, parameter in
-                      inspect.signature(fine_tune).parameters.items()
-                      if name in ("epochs", "batch_size")}
+FINE_TUNE_DEFAULTS = FineTuneConfig()
 TABLES = (2, 3, 4, 5, 6, 7)
 FIGURES = (2, 3, 4)
 GRIDS = tuple(f"table{t}" for t in TABLES) + tuple(f"figure{f}" for f in FIGURES)
@@ -413,8 +411,8 @@ def run_grid(grid, backbone, tasks, output_dir, *, corpora=None, pretraining=Non
                 train = training_subset(train, cell.train_subset, settings.get("seed", 0))
                 validation = None
                 settings["epochs"] = _epochs_for(
-                    len(train), settings.get("epochs", FINE_TUNE_DEFAULTS["epochs"]),
-                    settings.get("batch_size", FINE_TUNE_DEFAULTS["batch_size"]),
+                    len(train), settings.get("epochs", FINE_TUNE_DEFAULTS.epochs),
+                    settings.get("batch_size", FINE_TUNE_DEFAULTS.batch_size),
                     min_train_steps)
                 subset = {"examples": len(train), "classes": len(set(train.labels.tolist())),
                           "of_classes": len(train.label_names)}

@@ -1,6 +1,5 @@
-"""One fine-tuning run: train, keep the best epoch, test, export."""
+"""Fine-tuning: train a classifier, keep the best epoch, test, export."""
 
-import inspect
 import math
 import time
 
@@ -9,104 +8,62 @@ from absl import logging
 from kerasbert.data.batching import make_batches
 from kerasbert.data.batching import worker_share
 from kerasbert.data.datasets import LabeledTexts
+from kerasbert.data.datasets import read_labeled_texts
 from kerasbert.export import export_serving
 from kerasbert.models.backbone_classifier import BackboneClassifier
-from kerasbert.models.build_classifier import CLASSIFIERS
 from kerasbert.models.build_classifier import build_classifier
 from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
 from kerasbert.models.load_classifier import RUN_PRESET_DIR
 from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
-from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
-from kerasbert.optimizers.paper_optimizer import SCHEDULES
 from kerasbert.optimizers.paper_optimizer import build_optimizer
-from kerasbert.text.vocabulary_coverage import unknown_piece_rate
+from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.text.vocabulary_coverage import texts_without_word_pieces
-from kerasbert.training import arguments
+from kerasbert.text.vocabulary_coverage import unknown_piece_rate
+from kerasbert.training.configs import MODEL_FIELDS
+from kerasbert.training.configs import FineTuneConfig
+from kerasbert.training.driver import run_experiment
+from kerasbert.training.experiment import Experiment
 from kerasbert.training.fingerprint import array_identity
 from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.precision import check_precision
-from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
-from kerasbert.training.training_run import TrainingRun
+from kerasbert.utils import arguments
 
-# `fine_tune` arguments that are data or objects, not settings for metrics.json.
-RUN_INPUTS = ("train", "validation", "test", "callbacks", "head_weights", "strategy")
-# Settings that do not change the result, or that the data identity already
-# covers (the backbone, by path and files): a rerun may change them freely.
-RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
-# Arguments that shape the classifier `fine_tune` builds (those of
-# `build_classifier`, with their defaults); a classifier passed in brings its own.
-MODEL_ARGUMENTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(build_classifier).parameters.items()
-    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-}
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
 
 
-def fine_tune(
-    backbone,
-    train,
-    output_dir,
-    *,
-    validation=None,
-    test=None,
-    sequence_length=512,
-    truncation="head",
-    head_length=128,
-    segment_pooling="mean",
-    max_segments=None,
-    segment_stride=0,
-    classifier="cls",
-    layers=-1,
-    combine="concat",
-    dropout=0.1,
-    freeze_backbone=False,
-    learning_rate=2e-5,
-    batch_size=24,
-    epochs=4,
-    warmup_proportion=0.1,
-    schedule="warmup_linear",
-    layer_decay=1.0,
-    layer_decay_convention="paper",
-    weight_decay=0.0,
-    sparse_embedding_updates=False,
-    mixed_precision=None,
-    jit_compile=False,
-    strategy=None,
-    per_worker_input=False,
-    seed=0,
-    export=True,
-    checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
-    overwrite=False,
-    head_weights=None,
-    callbacks=None,
-    verbose=1,
-):
+def fine_tune(config=None, train=None, output_dir=None, *, validation=None, test=None,
+              head_weights=None, strategy=None, callbacks=None, **settings):
     """Fine-tune a BERT classifier with the paper's protocol.
 
     Adam (β1 0.9, β2 0.999) with linear warmup then linear decay; batches
     padded to their longest member after length bucketing; after training,
     the epoch with the best validation accuracy is restored and tested.
 
+    Settings come as a `FineTuneConfig` or as its fields by keyword (see
+    `kerasbert.training.configs` for each one's default and meaning): both
+    `fine_tune(config, output_dir=...)` and
+    `fine_tune("minilm", train, output_dir, learning_rate=1e-4)` work. Data
+    given as `LabeledTexts` is used as given; otherwise the config's `train`,
+    `validation` and `test` paths are read (with its subset and carving
+    settings), as the recipe does.
+
     `output_dir` is a run directory (`kerasbert.training.run_directory`):
     locked while the run is alive, fingerprinted in `run.json` by the
-    settings and a hash of the examples, and finished stage by stage. Called
-    again with the same arguments, a killed run resumes from its last step
-    checkpoint (every `checkpoint_every_steps` steps and every epoch end)
-    and ends with the weights and metrics of an uninterrupted run; a
-    finished run returns its metrics at once; other settings are refused
-    unless `overwrite`.
+    settings that change the result and a hash of the examples, and
+    finished stage by stage. Called again with the same settings, a killed
+    run resumes from its last step checkpoint and ends with the weights and
+    metrics of an uninterrupted run; a finished run returns its metrics at
+    once; other settings are refused unless `overwrite`.
 
-    `output_dir` receives `run.json`, `metrics.json` (the settings, per-epoch metrics,
-    the best epoch, validation and test accuracy and error, which test examples
-    it got right (`test.per_example_correct`, a '1' or '0' per example in
-    order), and the share of
-    training word pieces that are [UNK], logged as a warning above 5 %), `history.csv`,
-    TensorBoard `logs/`, `checkpoints/`, `preset/` (the whole fine-tuned
-    classifier: encoder, head, preprocessor and label names, which
+    `output_dir` receives `run.json`, `metrics.json` (the settings, per-epoch
+    metrics, the best epoch, validation and test accuracy and error, which
+    test examples it got right (`test.per_example_correct`, a '1' or '0' per
+    example in order), and the share of training word pieces that are
+    [UNK], logged as a warning above 5 %), `history.csv`, TensorBoard
+    `logs/`, `checkpoints/`, `preset/` (the whole fine-tuned classifier:
+    encoder, head, preprocessor and label names, which
     `kerasbert.load_classifier(output_dir)` loads back), and, with `export`,
     a raw-text SavedModel in `saved_model/`.
 
@@ -116,179 +73,220 @@ def fine_tune(
     schedule's length exact and gives every step a fixed input position.
 
     Args:
-        backbone: str, a spec for `kerasbert.load_backbone` (the classifier
-            is then built from the model arguments below by
-            `kerasbert.build_classifier`), or an already-built kerasbert
-            classifier with a `ClassifierPreprocessor`. A copy of it, made in
-            the strategy's scope, is trained (the given object is left as
-            it is, and its weights and config identify the run); it brings
-            its own model settings, so the arguments from `sequence_length` to
-            `freeze_backbone`, and `mixed_precision`, stay at their defaults.
-        train: `kerasbert.LabeledTexts`. Training examples.
+        config: a `FineTuneConfig`; or str, the backbone spec (a keras-hub
+            preset, a directory, `hf://…`, `"tiny"`); or an already-built
+            kerasbert classifier with a `ClassifierPreprocessor`, of which
+            a copy made in the strategy's scope is trained (it brings its
+            own model settings, so the text and classifier settings and
+            `mixed_precision` stay at their defaults).
+        train: `kerasbert.LabeledTexts` or None (then `config.train` is read).
         output_dir: str. Where everything is written.
-        validation: `kerasbert.LabeledTexts` or None. Used to pick the best
-            epoch; without it the last epoch is kept.
-        test: `kerasbert.LabeledTexts` or None. Evaluated once at the end.
-        sequence_length, truncation, head_length: see
-            `kerasbert.ClassifierPreprocessor`. `truncation="segments"` trains
-            a `SegmentPoolingClassifier` (the paper's hierarchical method).
-        segment_pooling: str. `"mean"`, `"max"` or `"attention"`, under
-            `truncation="segments"`.
-        max_segments, segment_stride: the preprocessor's `max_segments` and
-            `stride` under `truncation="segments"`.
-        classifier: str. `"cls"`: softmax on [CLS] states
-            (`LayerSelectedClassifier`, or `SegmentPoolingClassifier` under
-            segments); `"feature_bilstm"`: the paper's BERT-Feat baseline,
-            `FeatureBiLSTMClassifier` on the frozen states of the one layer
-            `layers` names.
-        layers, combine, dropout, freeze_backbone: see
-            `kerasbert.LayerSelectedClassifier`.
-        learning_rate: float. The peak learning rate.
-        batch_size: int. Examples per training step.
-        epochs: int. Passes over the training data.
-        warmup_proportion: float. Fraction of steps spent warming up (the
-            cut fraction of `"slanted_triangular"`).
-        schedule: str. `"warmup_linear"` (`WarmupLinearDecay`) or
-            `"slanted_triangular"` (`SlantedTriangular`, ratio 32).
-        layer_decay: float. ξ of `kerasbert.LayerwiseDecay`; 1.0 gives every
-            layer the same rate. The paper's best is 0.95 at lr 2e-5.
-        layer_decay_convention: str. `"paper"` or `"official_code"`, see
-            `kerasbert.LayerwiseDecay`.
-        weight_decay: float. Decoupled weight decay (AdamW) when > 0, kept off
-            LayerNorm and bias variables as in BERT, and scaled per layer.
-        sparse_embedding_updates: bool. Update only the word-embedding rows
-            each batch looks up, keeping the other rows' Adam moments and
-            values (TensorFlow's LazyAdam; `kerasbert.optimizers.FusedAdam`).
-            A speed switch that departs from the paper's Adam; not with
-            `jit_compile`.
-        mixed_precision: str or None. `"mixed_bfloat16"` or `"mixed_float16"`
-            (with dynamic loss scaling): the encoder computes in 16 bits, the
-            softmax layer and the loss in float32. `None` trains in float32.
-        jit_compile: bool. Compile train and evaluation steps with XLA;
-            batches are then padded to bucket boundaries to bound the number
-            of shapes.
-        strategy: `tf.distribute.Strategy` or None. Models and optimizer are
-            built in its scope (see `kerasbert.training.distribute`);
-            `batch_size` is the global batch. Under multi-worker training
-            only the chief writes into `output_dir`, and the other workers
-            resume from the chief's checkpoints (a shared file system).
-        per_worker_input: bool. Each worker reads its own share of the raw
-            training texts (every k-th of k workers) and batches them at the
-            per-replica size, instead of one pipeline split by the strategy
-            (the default, which gives exactly the single-process batches).
-        seed: int. Seeds weights of new layers, dropout and shuffling.
-        export: bool. Write the raw-text SavedModel.
-        checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
-        overwrite: bool. Clear an `output_dir` that holds a run with other
-            settings instead of refusing it.
+        validation: `LabeledTexts` or None. Picks the best epoch; without it
+            the last epoch is kept.
+        test: `LabeledTexts` or None. Evaluated once at the end.
         head_weights: list of arrays or None. Initial `[kernel, bias]` of the
             softmax layer (e.g. a multi-task head), instead of random ones.
+        strategy: `tf.distribute.Strategy` or None (the one
+            `config.strategy` names). Under multi-worker training only the
+            chief writes into `output_dir`.
         callbacks: list of Keras callbacks or None. Their epoch and batch
             hooks run after the loop's own logging and checkpointing.
-        verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
+        **settings: fields of `FineTuneConfig`, applied over `config`.
 
     Returns:
         The dict written to `metrics.json`.
 
     Raises:
-        ValueError: an argument out of range (named), a `sequence_length`
+        ValueError: a setting out of range (named), a `sequence_length`
             beyond the backbone's positions, a training set of one class,
             a text without word pieces, other label vocabularies.
         RunDirectoryError: `output_dir` is in use, or holds other settings.
         NonFiniteLossError: the loss became NaN or infinite.
+
+    Examples:
+    ```python
+    import tempfile
+    data = kerasbert.LabeledTexts(["good", "bad"] * 4, np.array([1, 0] * 4), ["neg", "pos"],
+                                  "example")
+    metrics = kerasbert.fine_tune("tiny", data, tempfile.mkdtemp(), learning_rate=1e-3,
+                                  batch_size=4, epochs=1, sequence_length=16,
+                                  export=False, verbose=0)
+    metrics["epochs"][0]["epoch"]  # 1
+    ```
     """
-    settings = {k: v for k, v in locals().items() if k not in RUN_INPUTS}
-    built = isinstance(backbone, BackboneClassifier)
-    check_fine_tune_arguments(settings, train, validation, test)
-    if built:
-        check_built_classifier(backbone, settings, train)
-        # The classifier's own settings replace the unused defaults.
-        for name in MODEL_ARGUMENTS:
-            del settings[name]
-        settings["backbone"] = f"a built {type(backbone).__name__}"
-        settings["classifier_config"] = _described_config(backbone)
-    data = {
-        "train": labeled_texts_identity(train),
-        "validation": labeled_texts_identity(validation),
-        "test": labeled_texts_identity(test),
-        "backbone": (array_identity(backbone.get_weights()) if built
-                     else path_identity(backbone)),
-        "head_weights": array_identity(head_weights),
-    }
-    with TrainingRun(output_dir, settings, data, result_neutral=RESULT_NEUTRAL,
-                     strategy=strategy, seed=seed, overwrite=overwrite) as run:
-        finished = run.finished_metrics(*(("exported",) if export else ()))
-        if finished is not None:
-            return finished
-        steps_per_epoch = math.ceil(len(train) / batch_size)
+    built = None
+    if isinstance(config, BackboneClassifier):
+        built, config = config, None
+        settings["backbone"] = f"a built {type(built).__name__}"
+    elif isinstance(config, str):
+        settings["backbone"], config = config, None
+    elif config is not None and not isinstance(config, FineTuneConfig):
+        raise ValueError(
+            "`fine_tune`'s first argument must be a FineTuneConfig, a backbone spec or a "
+            f"built kerasbert classifier. Received: {type(config).__name__}")
+    if config is None:
+        config = FineTuneConfig.from_arguments(settings, caller="fine_tune")
+    elif settings:
+        config = config.replace(**FineTuneConfig.from_arguments(
+            {**config.to_dict(), **settings}, caller="fine_tune").to_dict())
+    if output_dir is None:
+        raise ValueError("`fine_tune` needs an `output_dir`.")
+    if train is None:
+        train, validation, test = read_classification_data(config)
+    experiment = FineTuneExperiment(config, train, validation, test, classifier=built,
+                                    head_weights=head_weights)
+    return run_experiment(experiment, output_dir, strategy=strategy, callbacks=callbacks)
 
-        def build_model():
-            if built:
-                # Train a copy made in the strategy's scope: the caller's
-                # classifier (whose weights identify the run) stays as given.
-                config = backbone.get_config()
-                config["preprocessor"] = backbone.preprocessor
-                config["label_names"] = list(train.label_names)
-                model = type(backbone).from_config(config)
-                model.set_weights(backbone.get_weights())
-                return model
-            return build_classifier(
-                backbone, train.label_names, **{name: settings[name] for name in MODEL_ARGUMENTS}
-            )
 
-        model = run.build(
-            build_model,
-            lambda model: build_optimizer(
-                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-                schedule, layer_decay, layer_decay_convention, weight_decay,
-                sparse_embedding_updates,
-            ),
-            mixed_precision or (_mixed_policy(backbone) if built else None),
+def read_classification_data(config):
+    """`(train, validation, test)` as a `FineTuneConfig` names them: read,
+    subset (`train_examples[_per_class]`, seeded), and validation carved
+    off `train` by `validation_fraction` when `validation` is unset."""
+    if config.train is None:
+        raise ValueError("No training data: set `train` (--train) or pass LabeledTexts.")
+    read = dict(text_fields=list(config.text_fields), label_field=config.label_field,
+                data_dir=config.data_dir, empty_text=config.empty_text)
+    train = read_labeled_texts(config.train, config.train_split, **read)
+    if config.train_examples:
+        train = train.sample(config.train_examples, seed=config.seed)
+    if config.train_examples_per_class:
+        train = train.sample_per_class(config.train_examples_per_class, seed=config.seed)
+    read["label_names"] = train.label_names
+    validation = None
+    if config.validation:
+        validation = read_labeled_texts(config.validation, config.validation_split, **read)
+    elif config.validation_fraction > 0:
+        train, validation = train.split(config.validation_fraction, seed=config.seed)
+    test = read_labeled_texts(config.test, config.test_split, **read) if config.test else None
+    return train, validation, test
+
+
+class FineTuneExperiment(Experiment):
+    """Fine-tuning as the driver runs it (see `fine_tune`).
+
+    Args:
+        config: `FineTuneConfig`.
+        train, validation, test: `LabeledTexts` (the latter two or None).
+        classifier: a built kerasbert classifier to train a copy of, or None
+            to build one from the config.
+        head_weights: initial `[kernel, bias]` of the softmax layer, or None.
+    """
+
+    def __init__(self, config, train, validation=None, test=None, *, classifier=None,
+                 head_weights=None):
+        self.config = config
+        self.train, self.validation, self.test = train, validation, test
+        self.classifier = classifier
+        self.head_weights = head_weights
+        check_splits(train, validation, test)
+        if classifier is not None:
+            check_built_classifier(classifier, config, train)
+        self.model = None
+        self.unknown_rate = None
+
+    def data_identity(self):
+        built = self.classifier
+        return {
+            "train": labeled_texts_identity(self.train),
+            "validation": labeled_texts_identity(self.validation),
+            "test": labeled_texts_identity(self.test),
+            "backbone": (array_identity(built.get_weights()) if built is not None
+                         else path_identity(self.config.backbone)),
+            "head_weights": array_identity(self.head_weights),
+        }
+
+    def recorded_settings(self):
+        settings = self.config.to_dict()
+        if self.classifier is not None:
+            # The classifier's own settings replace the unused defaults.
+            for name in MODEL_FIELDS:
+                del settings[name]
+            settings["classifier_config"] = _described_config(self.classifier)
+        return settings
+
+    def finished_stages(self):
+        return ("exported",) if self.config.export else ()
+
+    def mixed_precision(self):
+        if self.classifier is not None:
+            return self.config.mixed_precision or _mixed_policy(self.classifier)
+        return self.config.mixed_precision
+
+    def build_model(self):
+        built = self.classifier
+        if built is not None:
+            # Train a copy made in the strategy's scope: the caller's
+            # classifier (whose weights identify the run) stays as given.
+            config = built.get_config()
+            config["preprocessor"] = built.preprocessor
+            config["label_names"] = list(self.train.label_names)
+            model = type(built).from_config(config)
+            model.set_weights(built.get_weights())
+        else:
+            model_settings = {name: getattr(self.config, name) for name in MODEL_FIELDS}
+            if isinstance(model_settings["layers"], tuple):
+                model_settings["layers"] = list(model_settings["layers"])
+            model = build_classifier(self.config.backbone, self.train.label_names,
+                                     mixed_precision=self.config.mixed_precision,
+                                     **model_settings)
+        self.model = model
+        return model
+
+    def steps_per_epoch(self):
+        return math.ceil(len(self.train) / self.config.batch_size)
+
+    def build_optimizer(self, model):
+        c = self.config
+        return build_optimizer(
+            model, c.learning_rate, c.epochs * self.steps_per_epoch(), c.warmup_proportion,
+            c.schedule, c.layer_decay, c.layer_decay_convention, c.weight_decay,
+            c.sparse_embedding_updates,
         )
-        if head_weights is not None:
-            model.get_layer("logits").set_weights(head_weights)
+
+    def check_model(self, model):
+        if self.head_weights is not None:
+            model.get_layer("logits").set_weights(self.head_weights)
         preprocessor = model.preprocessor
         arguments.sequence_length_fits(preprocessor.sequence_length, model.backbone)
-        for split in (train, validation, test):
+        for split in (self.train, self.validation, self.test):
             check_word_pieces(preprocessor.tokenizer, split)
-        unknown_rate = unknown_piece_rate(preprocessor.tokenizer, train.texts)
-        if unknown_rate > UNKNOWN_RATE_WARNING:
+        self.unknown_rate = unknown_piece_rate(preprocessor.tokenizer, self.train.texts)
+        if self.unknown_rate > UNKNOWN_RATE_WARNING:
             logging.warning(
                 "%.0f %% of the word pieces of the training texts are [UNK] for backbone %r: "
                 "its vocabulary does not cover this text (Chinese text needs a Chinese "
                 "vocabulary, e.g. the keras-hub preset bert_base_zh or a local directory in "
-                "its layout).", 100 * unknown_rate, backbone,
+                "its layout).", 100 * self.unknown_rate, self.config.backbone,
             )
 
-        def batches(data, training, context=None):
-            # Evaluation keeps the order; training reshuffles every pass.
-            examples, size = worker_share(data.to_tf_dataset(), batch_size, context)
-            return make_batches(
-                examples, preprocessor, size, shuffle=training,
-                seed=seed, bucket=training, pad_to_boundaries=jit_compile,
-            )
-
-        # An epoch is `steps_per_epoch` steps of an endlessly reshuffled
-        # stream: bucketing makes one pass's batch count vary a little, and a
-        # fixed epoch length keeps the schedule's length exact. A finished
-        # training only restores its final state (optimizer included).
-        monitor = "val_accuracy" if validation is not None else None
-        loop, trained = run.train(
-            model,
-            lambda context=None: batches(train, True, context).repeat(),
-            (lambda: batches(validation, False)) if validation is not None else None,
-            steps_per_epoch=steps_per_epoch, epochs=epochs, monitor=monitor,
-            checkpoint_every_steps=checkpoint_every_steps, jit_compile=jit_compile,
-            per_worker_input=per_worker_input, callbacks=callbacks, verbose=verbose,
+    def _batches(self, data, training, context=None):
+        # Evaluation keeps the order; training reshuffles every pass.
+        examples, size = worker_share(data.to_tf_dataset(), self.config.batch_size, context)
+        return make_batches(
+            examples, self.model.preprocessor, size, shuffle=training, seed=self.config.seed,
+            bucket=training, pad_to_boundaries=self.config.jit_compile,
         )
+
+    def train_stream(self, context=None):
+        return self._batches(self.train, True, context).repeat()
+
+    def validation_stream(self):
+        if self.validation is None:
+            return None
+        return lambda: self._batches(self.validation, False)
+
+    def monitor(self):
+        return "val_accuracy" if self.validation is not None else None
+
+    def after_training(self, run, loop, trained):
         loop.restore_best()
-        directory = run.directory
+        directory, test, model = run.directory, self.test, self.model
         if test is not None and not directory.done("tested"):
             started = time.time()
-            result = loop.evaluate(batches(test, False))
+            result = loop.evaluate(self._batches(test, False))
             # Which examples it got right: what a paired comparison of two
             # runs on this test set reads (`kerasbert.reproduction.statistics`).
-            correct = loop.predicted_classes(batches(test, False)) == test.labels
+            correct = loop.predicted_classes(self._batches(test, False)) == test.labels
             directory.finish("tested", {
                 "accuracy": result["accuracy"], "error": 1.0 - result["accuracy"],
                 "loss": result["loss"], "examples": len(test),
@@ -299,18 +297,18 @@ def fine_tune(
         # names): `kerasbert.load_classifier` and `<Class>.from_preset` read
         # it, and `load_backbone` reads its encoder.
         run.save_preset("saved_preset", RUN_PRESET_DIR, model)
-        if export and not directory.done("exported"):
+        if self.config.export and not directory.done("exported"):
             with directory.atomic("saved_model") as path:
-                export_serving(model, preprocessor, path, train.label_names)
+                export_serving(model, model.preprocessor, path, self.train.label_names)
             directory.finish("exported")
 
         history = trained["history"]
         for epoch in history:
             if "val_accuracy" in epoch:
                 epoch["val_error"] = 1.0 - epoch["val_accuracy"]
-        metrics = {"label_names": train.label_names, "epochs": history,
-                   "unknown_piece_rate": unknown_rate}
-        if monitor:
+        metrics = {"label_names": self.train.label_names, "epochs": history,
+                   "unknown_piece_rate": self.unknown_rate}
+        if self.validation is not None:
             best = trained["best"]
             metrics["best_epoch"] = best["epoch"]
             metrics["validation"] = {"accuracy": best["value"], "error": 1.0 - best["value"]}
@@ -318,18 +316,60 @@ def fine_tune(
             metrics["test"] = directory.result("tested")
         metrics["train_seconds"] = trained["train_seconds"]
         metrics["resumed_from_step"] = trained["resumed_from_step"]
-        return run.write_metrics(metrics)
+        return metrics
+
+    def summary(self, metrics, output_dir):
+        return fine_tune_summary(metrics, output_dir)
 
 
-def check_built_classifier(model, settings, train):
+def fine_tune_summary(metrics, output_dir):
+    """The lines a person reads at the end of a fine-tuning run."""
+    lines = []
+    if "best_epoch" in metrics:
+        lines.append(f"best epoch: {metrics['best_epoch']} of {len(metrics['epochs'])} "
+                     f"(validation error {100 * metrics['validation']['error']:.2f}%)")
+    if "test" in metrics:
+        lines.append(f"test error: {100 * metrics['test']['error']:.2f}% "
+                     f"({metrics['test']['examples']} examples, "
+                     f"training {metrics['train_seconds']:.0f} s)")
+    lines.append(f"outputs: {output_dir} (metrics.json, preset/"
+                 + (", saved_model/" if metrics["settings"].get("export", True) else "") + ")")
+    return lines
+
+
+def check_splits(train, validation, test):
+    """Raise unless the splits are `LabeledTexts` of one label vocabulary
+    and the training data holds two classes or more."""
+    for name, split in (("train", train), ("validation", validation), ("test", test)):
+        if not isinstance(split, LabeledTexts) and not (split is None and name != "train"):
+            raise ValueError(
+                f"`{name}` must be a kerasbert.LabeledTexts (read_labeled_texts / "
+                f"load_dataset). Received: {type(split).__name__}"
+            )
+    arguments.several_classes(train)
+    for split in (validation, test):
+        if split is not None and split.label_names != train.label_names:
+            raise ValueError(
+                f"{split.source} has label vocabulary {split.label_names}, but the "
+                f"training data has {train.label_names}. Read it with "
+                "label_names=train.label_names."
+            )
+
+
+def check_built_classifier(model, config, train):
     """Raise when a classifier passed to `fine_tune` cannot be trained as given."""
-    shaped = sorted(name for name, default in MODEL_ARGUMENTS.items()
-                    if settings[name] != default)
+    defaults = FineTuneConfig()
+    shaped = sorted(name for name in MODEL_FIELDS + ("mixed_precision",)
+                    if getattr(config, name) != getattr(defaults, name))
     if shaped:
         raise ValueError(
             f"`fine_tune` was given a built {type(model).__name__}, which brings its own "
             f"model settings; do not also pass {', '.join(shaped)}."
         )
+    if config.sparse_embedding_updates and getattr(model, "freeze_backbone", False):
+        raise ValueError(
+            "`sparse_embedding_updates` updates the word embeddings, which the given "
+            "classifier's `freeze_backbone` keeps frozen; drop one of them.")
     if not isinstance(model, (LayerSelectedClassifier, SegmentPoolingClassifier,
                               FeatureBiLSTMClassifier)):
         raise ValueError(
@@ -370,73 +410,6 @@ def _described_config(model):
                           if k not in ("name", "dtype")}
     config["dtype_policy"] = model.backbone.dtype_policy.name
     return config
-
-
-def check_fine_tune_arguments(settings, train, validation, test):
-    """Raise a `ValueError` naming the first `fine_tune` argument out of range."""
-    a = settings
-    for name, split in (("train", train), ("validation", validation), ("test", test)):
-        if not isinstance(split, LabeledTexts) and not (split is None and name != "train"):
-            raise ValueError(
-                f"`{name}` must be a kerasbert.LabeledTexts (read_labeled_texts / "
-                f"load_dataset). Received: {type(split).__name__}"
-            )
-    arguments.one_of("classifier", a["classifier"], CLASSIFIERS)
-    arguments.one_of("schedule", a["schedule"], SCHEDULES)
-    check_precision(a["mixed_precision"])
-    for name in ("batch_size", "epochs", "checkpoint_every_steps"):
-        arguments.positive_int(name, a[name])
-    arguments.positive_int("sequence_length", a["sequence_length"])
-    if a["sequence_length"] < 3:
-        raise ValueError(
-            "`sequence_length` must be at least 3 ([CLS], a word piece, [SEP]). "
-            f"Received: {a['sequence_length']}"
-        )
-    arguments.positive_int("max_segments", a["max_segments"], allow_none=True)
-    arguments.non_negative_int("segment_stride", a["segment_stride"])
-    arguments.non_negative_int("head_length", a["head_length"])
-    arguments.positive_number("learning_rate", a["learning_rate"])
-    arguments.in_range("warmup_proportion", a["warmup_proportion"], 0, 1, high_open=True)
-    arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
-    arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
-    arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
-    if not isinstance(a["sparse_embedding_updates"], bool):
-        raise ValueError("`sparse_embedding_updates` must be True or False. "
-                         f"Received: {a['sparse_embedding_updates']!r}")
-    frozen = a["freeze_backbone"] or a["classifier"] == "feature_bilstm" or getattr(
-        a["backbone"], "freeze_backbone", False)
-    if a["sparse_embedding_updates"] and frozen:
-        raise ValueError(
-            "`sparse_embedding_updates` updates the word embeddings, which `freeze_backbone` "
-            "(or the frozen feature_bilstm classifier) keeps frozen; drop one of them."
-        )
-    if a["sparse_embedding_updates"] and a["jit_compile"]:
-        raise ValueError(
-            "`sparse_embedding_updates` is not supported with `jit_compile` (the updated rows "
-            "are a data-dependent shape; untested under XLA); drop one of them."
-        )
-    if isinstance(a["seed"], bool) or not isinstance(a["seed"], int):
-        raise ValueError(f"`seed` must be an integer. Received: {a['seed']!r}")
-    if a["classifier"] == "feature_bilstm":
-        if a["truncation"] == "segments":
-            raise ValueError(
-                '`classifier="feature_bilstm"` reads one sequence per text; it does not '
-                'support `truncation="segments"`.'
-            )
-        if isinstance(a["layers"], str) or (isinstance(a["layers"], (list, tuple))
-                                            and len(a["layers"]) != 1):
-            raise ValueError(
-                '`classifier="feature_bilstm"` reads the states of one layer. '
-                f"Received: layers={a['layers']!r}"
-            )
-    arguments.several_classes(train)
-    for split in (validation, test):
-        if split is not None and split.label_names != train.label_names:
-            raise ValueError(
-                f"{split.source} has label vocabulary {split.label_names}, but the "
-                f"training data has {train.label_names}. Read it with "
-                "label_names=train.label_names."
-            )
 
 
 def check_word_pieces(tokenizer, data):

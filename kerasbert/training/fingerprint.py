@@ -48,15 +48,6 @@ def path_identity(path):
     return {"path": path, "files": files}
 
 
-def result_settings(settings, neutral=()):
-    """The settings that change a run's result: `settings` without the
-    `neutral` ones, with a strategy named by its class."""
-    fingerprint = {k: v for k, v in settings.items() if k not in neutral}
-    if "strategy" in fingerprint:
-        fingerprint["strategy"] = strategy_name(fingerprint["strategy"])
-    return fingerprint
-
-
 def strategy_name(strategy):
     """A `tf.distribute.Strategy` as the recipes' name and its replica count,
     e.g. `"multi_worker x2"`; `"default"` for one device."""

@@ -3,29 +3,30 @@
 import dataclasses
 import math
 
-
 from kerasbert.backbones import load_backbone
 from kerasbert.data.batching import make_batches
-from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.data.batching import worker_share
 from kerasbert.data.task_sampling import concatenate_task_batches
 from kerasbert.data.task_sampling import mix_task_batches
 from kerasbert.data.task_sampling import task_weights
 from kerasbert.export import export_serving
 from kerasbert.models.multi_task_classifier import MultiTaskClassifier
+from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
-from kerasbert.training import arguments
+from kerasbert.training.configs import FineTuneConfig
+from kerasbert.training.configs import MultiTaskConfig
 from kerasbert.training.distribute import barrier
+from kerasbert.training.driver import run_experiment
+from kerasbert.training.experiment import Experiment
+from kerasbert.training.fine_tuning import check_splits
 from kerasbert.training.fine_tuning import check_word_pieces
 from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.precision import check_precision
-from kerasbert.training.training_run import TrainingRun
-from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
+from kerasbert.utils import arguments
 
-# Settings that do not change the result: a rerun may change them freely.
-RESULT_NEUTRAL = ("output_dir", "backbone", "export", "checkpoint_every_steps", "overwrite", "verbose")
+# What a task may set for itself; the rest are the run's settings.
+TASK_TEXT_SETTINGS = ("sequence_length", "truncation", "head_length")
 
 
 @dataclasses.dataclass
@@ -36,49 +37,24 @@ class TaskData:
         train: `LabeledTexts`. Training data.
         validation: `LabeledTexts` or None. Validated every epoch.
         test: `LabeledTexts` or None. Evaluated at the end.
-        sequence_length: int. This task's input length.
-        truncation: str. `"head"`, `"tail"` or `"head_tail"`.
-        head_length: int. Head pieces under `"head_tail"`.
+        sequence_length: int or None. This task's input length (default:
+            the run's `sequence_length`).
+        truncation: str or None. `"head"`, `"tail"` or `"head_tail"`
+            (default: the run's `truncation`).
+        head_length: int or None. Head pieces under `"head_tail"` (default:
+            the run's `head_length`).
     """
 
     train: object
     validation: object = None
     test: object = None
-    sequence_length: int = 512
-    truncation: str = "head"
-    head_length: int = 128
+    sequence_length: int = None
+    truncation: str = None
+    head_length: int = None
 
 
-def multitask_fine_tune(
-    backbone,
-    tasks,
-    output_dir,
-    *,
-    sampling="proportional",
-    alpha=0.5,
-    layers=-1,
-    combine="concat",
-    dropout=0.1,
-    learning_rate=2e-5,
-    batch_size=24,
-    epochs=4,
-    warmup_proportion=0.1,
-    layer_decay=1.0,
-    layer_decay_convention="paper",
-    then_finetune=False,
-    finetune_epochs=1,
-    finetune_learning_rate=None,
-    seed=0,
-    mixed_precision=None,
-    jit_compile=False,
-    strategy=None,
-    per_worker_input=False,
-    export=True,
-    checkpoint_every_steps=DEFAULT_CHECKPOINT_EVERY_STEPS,
-    overwrite=False,
-    callbacks=None,
-    verbose=1,
-):
+def multitask_fine_tune(config=None, tasks=None, output_dir=None, *, strategy=None,
+                        callbacks=None, **settings):
     """Train one shared encoder with a head per task, then fine-tune per task.
 
     Joint phase: each step draws a task (`sampling`: proportional to its
@@ -86,9 +62,18 @@ def multitask_fine_tune(
     task only; an epoch is Σ ceil(n_t / batch_size) steps; every task is
     validated every epoch (`val_{task}_accuracy`). Then, with
     `then_finetune`, each task starts from the shared encoder and its own
-    head and is fine-tuned alone for `finetune_epochs` at
-    `finetune_learning_rate` (default: half of `learning_rate`), keeping the
-    best epoch on its validation data.
+    head and is fine-tuned alone (`fine_tune`, with the same settings) for
+    `finetune_epochs` at `finetune_learning_rate` (default: half of
+    `learning_rate`), keeping the best epoch on its validation data.
+
+    Settings come as a `MultiTaskConfig` or as its fields by keyword: the
+    optimizer, schedule, layer-wise decay, weight decay, sparse updates,
+    classifier (layers, combine, dropout, freezing), long-text and
+    precision settings are those of `fine_tune`. The text settings are every
+    task's defaults; a `TaskData` may set its own length and truncation.
+    The joint phase trains `[CLS]` heads on head/tail/head+tail inputs;
+    `truncation="segments"` and `classifier="feature_bilstm"` apply to the
+    per-task phase only and are refused for the joint one.
 
     Writes `output_dir/metrics.json` (settings, joint per-epoch metrics,
     joint validation/test accuracy and error per task, and the per-task
@@ -100,192 +85,225 @@ def multitask_fine_tune(
     phase (in `joint/`) and finished stage by stage.
 
     Args:
-        backbone: str. A spec for `kerasbert.load_backbone`.
-        tasks: dict. Task name → `TaskData`.
+        config: a `MultiTaskConfig`, or str: the backbone spec.
+        tasks: dict. Task name → `TaskData`; at least two tasks.
         output_dir: str. Where everything goes.
-        sampling, alpha: see `kerasbert.data.task_sampling.task_weights`.
-        layers, combine, dropout: see `MultiTaskClassifier`.
-        learning_rate, batch_size, epochs, warmup_proportion, layer_decay,
-        layer_decay_convention: as in `fine_tune`, for the joint phase.
-        then_finetune: bool. Run the per-task fine-tuning phase.
-        finetune_epochs: int. Epochs of per-task fine-tuning.
-        finetune_learning_rate: float or None. Its peak rate.
-        seed: int. Seeds weights, shuffling and task sampling.
-        mixed_precision, jit_compile: as in `fine_tune`, for both phases.
         strategy: `tf.distribute.Strategy` or None; see `fine_tune` (also
             used for the per-task phase).
-        per_worker_input: bool. Each worker reads its own share of every
-            task's texts (see `fine_tune`).
-        export: bool. Write per-task SavedModels.
-        checkpoint_every_steps: int. Steps between mid-epoch checkpoints.
-        overwrite: bool. Clear an `output_dir` that holds another run.
         callbacks: list of Keras callbacks or None, for the joint phase.
-        verbose: int. 0 silent, 1 progress bars, 2 a line per epoch.
+        **settings: fields of `MultiTaskConfig`, applied over `config`.
 
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("tasks", "strategy", "callbacks")}
-    settings["tasks"] = {
-        name: {"train_examples": len(task.train), "sequence_length": task.sequence_length,
-               "truncation": task.truncation, "head_length": task.head_length}
-        for name, task in tasks.items()
-    }
-    check_multitask_arguments(settings, tasks)
-    data = {
-        name: {split: labeled_texts_identity(getattr(task, split))
-               for split in ("train", "validation", "test")}
-        for name, task in tasks.items()
-    }
-    data["backbone"] = path_identity(backbone)
-    with TrainingRun(output_dir, settings, data, result_neutral=RESULT_NEUTRAL,
-                     strategy=strategy, seed=seed, overwrite=overwrite) as run:
-        finished = run.finished_metrics(*(f"exported_{n}" for n in tasks) if export else ())
-        if finished is not None:
-            return finished
-        strategy = run.strategy
-        steps_per_epoch = sum(math.ceil(len(task.train) / batch_size) for task in tasks.values())
-        backbone_model, tokenizer = None, None
+    if isinstance(config, str):
+        settings["backbone"], config = config, None
+    if config is None:
+        config = MultiTaskConfig.from_arguments(settings, caller="multitask_fine_tune")
+    elif settings:
+        config = MultiTaskConfig.from_arguments({**config.to_dict(), **settings},
+                                                caller="multitask_fine_tune")
+    if output_dir is None:
+        raise ValueError("`multitask_fine_tune` needs an `output_dir`.")
+    experiment = MultiTaskExperiment(config, tasks)
+    return run_experiment(experiment, output_dir, strategy=strategy, callbacks=callbacks)
 
-        def build_model():
-            nonlocal backbone_model, tokenizer
-            backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-            return MultiTaskClassifier(
-                backbone_model,
-                {name: len(task.train.label_names) for name, task in tasks.items()},
-                layers=layers, combine=combine, dropout=dropout,
-            )
 
-        model = run.build(
-            build_model,
-            lambda model: build_optimizer(
-                model, learning_rate, epochs * steps_per_epoch, warmup_proportion,
-                layer_decay=layer_decay, layer_decay_convention=layer_decay_convention,
-            ),
-            mixed_precision,
+class MultiTaskExperiment(Experiment):
+    """The joint phase of `multitask_fine_tune`, and the per-task runs after it."""
+
+    train_directory = "joint"
+
+    def __init__(self, config, tasks):
+        self.config = config
+        self.tasks = check_tasks(config, tasks)
+        self.task_text = {
+            name: {key: getattr(task, key) if getattr(task, key) is not None
+                   else getattr(config, key) for key in TASK_TEXT_SETTINGS}
+            for name, task in self.tasks.items()
+        }
+        for name, text in self.task_text.items():
+            arguments.positive_int(f"sequence_length of task {name}", text["sequence_length"])
+            if text["truncation"] not in ("head", "tail", "head_tail"):
+                raise ValueError(
+                    f"Task {name}: the joint phase reads one sequence per text; truncation "
+                    f"must be head, tail or head_tail. Received: {text['truncation']!r}")
+        if config.classifier != "cls":
+            raise ValueError(
+                "`classifier` must be 'cls' for multi-task training (one softmax head per "
+                f"task on [CLS]). Received: {config.classifier!r}")
+        self.weights = task_weights(
+            {name: len(task.train) for name, task in self.tasks.items()}, config.sampling,
+            config.alpha)
+        self.model = self.backbone = self.tokenizer = self.preprocessors = None
+
+    def data_identity(self):
+        data = {
+            name: {split: labeled_texts_identity(getattr(task, split))
+                   for split in ("train", "validation", "test")}
+            for name, task in self.tasks.items()
+        }
+        data["backbone"] = path_identity(self.config.backbone)
+        data["task_text"] = self.task_text
+        return data
+
+    def recorded_settings(self):
+        return {**self.config.to_dict(), "tasks": {
+            name: {"train_examples": len(task.train), **self.task_text[name]}
+            for name, task in self.tasks.items()}}
+
+    def finished_stages(self):
+        return tuple(f"exported_{n}" for n in self.tasks) if self.config.export else ()
+
+    def build_model(self):
+        c = self.config
+        self.backbone, self.tokenizer = load_backbone(c.backbone, dtype=c.mixed_precision)
+        self.model = MultiTaskClassifier(
+            self.backbone,
+            {name: len(task.train.label_names) for name, task in self.tasks.items()},
+            layers=list(c.layers) if isinstance(c.layers, tuple) else c.layers,
+            combine=c.combine, dropout=c.dropout, freeze_backbone=c.freeze_backbone,
         )
-        for task in tasks.values():
-            arguments.sequence_length_fits(task.sequence_length, backbone_model)
+        return self.model
+
+    def steps_per_epoch(self):
+        return sum(math.ceil(len(task.train) / self.config.batch_size)
+                   for task in self.tasks.values())
+
+    def build_optimizer(self, model):
+        c = self.config
+        return build_optimizer(
+            model, c.learning_rate, c.epochs * self.steps_per_epoch(), c.warmup_proportion,
+            c.schedule, c.layer_decay, c.layer_decay_convention, c.weight_decay,
+            c.sparse_embedding_updates,
+        )
+
+    def check_model(self, model):
+        for name, task in self.tasks.items():
+            arguments.sequence_length_fits(self.task_text[name]["sequence_length"],
+                                           self.backbone)
             for split in (task.train, task.validation, task.test):
-                check_word_pieces(tokenizer, split)
-        preprocessors = {
-            name: ClassifierPreprocessor(
-                tokenizer, sequence_length=task.sequence_length, truncation=task.truncation,
-                head_length=task.head_length,
-            )
-            for name, task in tasks.items()
+                check_word_pieces(self.tokenizer, split)
+        self.preprocessors = {
+            name: ClassifierPreprocessor(self.tokenizer, **self.task_text[name])
+            for name in self.tasks
         }
 
-        def batches(name, data, training, context=None):
-            examples, size = worker_share(data.to_tf_dataset(), batch_size, context)
-            return make_batches(
-                examples, preprocessors[name], size, shuffle=training,
-                seed=seed, bucket=training, pad_to_boundaries=jit_compile,
-            )
-
-        weights = task_weights(
-            {name: len(task.train) for name, task in tasks.items()}, sampling, alpha
+    def _batches(self, name, data, training, context=None):
+        examples, size = worker_share(data.to_tf_dataset(), self.config.batch_size, context)
+        return make_batches(
+            examples, self.preprocessors[name], size, shuffle=training,
+            seed=self.config.seed, bucket=training, pad_to_boundaries=self.config.jit_compile,
         )
-        validation = {n: t.validation for n, t in tasks.items() if t.validation is not None}
 
-        def train_stream(context=None):
-            # The same seed on every worker: all draw the same task per step.
-            return mix_task_batches(
-                {name: batches(name, task.train, True, context) for name, task in tasks.items()},
-                weights, seed,
-            )
-
-        def validation_stream():
-            return concatenate_task_batches(
-                {name: batches(name, data, False) for name, data in validation.items()},
-                all_tasks=list(tasks),
-            )
-
-        loop, joint_trained = run.train(
-            model, train_stream, validation_stream if validation else None,
-            steps_per_epoch=steps_per_epoch, epochs=epochs, stage="joint_trained",
-            directory=run.directory.file("joint"), checkpoint_every_steps=checkpoint_every_steps,
-            jit_compile=jit_compile, per_worker_input=per_worker_input, callbacks=callbacks,
-            verbose=verbose,
+    def train_stream(self, context=None):
+        # The same seed on every worker: all draw the same task per step.
+        return mix_task_batches(
+            {name: self._batches(name, task.train, True, context)
+             for name, task in self.tasks.items()},
+            self.weights, self.config.seed,
         )
-        directory = run.directory
-        if not directory.done("joint_evaluated"):
+
+    def validation_stream(self):
+        validation = {n: t.validation for n, t in self.tasks.items() if t.validation is not None}
+        if not validation:
+            return None
+        return lambda: concatenate_task_batches(
+            {name: self._batches(name, data, False) for name, data in validation.items()},
+            all_tasks=list(self.tasks),
+        )
+
+    def after_training(self, run, loop, trained):
+        directory, c = run.directory, self.config
+        if not directory.done("tested"):
             joint = {}
-            for name, task in tasks.items():
+            for name, task in self.tasks.items():
                 results = {}
                 for split, data in (("validation", task.validation), ("test", task.test)):
                     if data is not None:
                         evaluated = loop.evaluate(concatenate_task_batches(
-                            {name: batches(name, data, False)}, all_tasks=list(tasks)))
+                            {name: self._batches(name, data, False)}, all_tasks=list(self.tasks)))
                         accuracy = evaluated[f"{name}_accuracy"]
                         results[split] = {"accuracy": accuracy, "error": 1 - accuracy}
                 joint[name] = results
-            directory.finish("joint_evaluated", joint)
-        for name, task in tasks.items():
-            if export and not directory.done(f"exported_{name}"):
+            directory.finish("tested", joint)
+        for name, task in self.tasks.items():
+            if c.export and not directory.done(f"exported_{name}"):
                 with directory.atomic(f"saved_model_{name}") as path:
-                    export_serving(model.task_model(name), preprocessors[name], path,
+                    export_serving(self.model.task_model(name), self.preprocessors[name], path,
                                    task.train.label_names)
                 directory.finish(f"exported_{name}")
-        shared_dir = directory.file("shared_backbone")
-        run.save_preset("shared_backbone", "shared_backbone", backbone_model, tokenizer)
-        barrier(strategy)  # the chief's shared_backbone is complete before workers read it
+        run.save_preset("saved_preset", "shared_backbone", self.backbone, self.tokenizer)
+        barrier(run.strategy)  # the chief's shared_backbone is complete before workers read it
         finetuned = {}
-        if then_finetune:
-            for name, task in tasks.items():
-                # A run directory of its own: resumes and finishes by itself.
-                result = fine_tune(
-                    shared_dir, task.train, directory.file(f"finetuned_{name}"),
-                    validation=task.validation, test=task.test,
-                    sequence_length=task.sequence_length, truncation=task.truncation,
-                    head_length=task.head_length, layers=layers, combine=combine,
-                    dropout=dropout,
-                    learning_rate=finetune_learning_rate or learning_rate / 2,
-                    batch_size=batch_size, epochs=finetune_epochs,
-                    warmup_proportion=warmup_proportion, layer_decay=layer_decay,
-                    layer_decay_convention=layer_decay_convention, seed=seed, export=export,
-                    mixed_precision=mixed_precision, jit_compile=jit_compile,
-                    head_weights=model.get_layer(f"{name}_logits").get_weights(),
-                    checkpoint_every_steps=checkpoint_every_steps,
-                    strategy=strategy, per_worker_input=per_worker_input, verbose=verbose,
-                )
-                finetuned[name] = {
-                    k: result[k] for k in ("validation", "test", "best_epoch", "train_seconds")
-                    if k in result
-                }
-        return run.write_metrics({
-            "task_weights": weights,
-            "joint_train_seconds": joint_trained["train_seconds"],
-            "joint_epochs": joint_trained["history"],
-            "joint": directory.result("joint_evaluated"),
+        if c.then_finetune:
+            finetuned = self._finetune_each(run)
+        return {
+            "task_weights": self.weights,
+            "joint_train_seconds": trained["train_seconds"],
+            "joint_epochs": trained["history"],
+            "joint": directory.result("tested"),
             "finetuned": finetuned,
-        })
+        }
+
+    def _finetune_each(self, run):
+        c = self.config
+        shared = {name: getattr(c, name) for name in FineTuneConfig.field_names()
+                  if name in c.field_names()}
+        finetuned = {}
+        for name, task in self.tasks.items():
+            config = FineTuneConfig(**{
+                **shared, **self.task_text[name],
+                "backbone": run.directory.file("shared_backbone"),
+                "learning_rate": c.finetune_learning_rate or c.learning_rate / 2,
+                "epochs": c.finetune_epochs,
+            })
+            # A run directory of its own: resumes and finishes by itself.
+            result = fine_tune(
+                config, task.train, run.directory.file(f"finetuned_{name}"),
+                validation=task.validation, test=task.test, strategy=run.strategy,
+                head_weights=self.model.get_layer(f"{name}_logits").get_weights(),
+            )
+            finetuned[name] = {k: result[k] for k in
+                               ("validation", "test", "best_epoch", "train_seconds")
+                               if k in result}
+        return finetuned
+
+    def summary(self, metrics, output_dir):
+        return multitask_summary(metrics, output_dir)
 
 
-def check_multitask_arguments(settings, tasks):
-    """Raise a `ValueError` naming the first `multitask_fine_tune` argument out of range."""
-    a = settings
-    if not tasks:
-        raise ValueError("`tasks` must hold at least one task.")
-    for name in ("batch_size", "epochs", "finetune_epochs", "checkpoint_every_steps"):
-        arguments.positive_int(name, a[name])
-    arguments.positive_number("learning_rate", a["learning_rate"])
-    if a["finetune_learning_rate"] is not None:
-        arguments.positive_number("finetune_learning_rate", a["finetune_learning_rate"])
-    arguments.in_range("warmup_proportion", a["warmup_proportion"], 0, 1, high_open=True)
-    arguments.in_range("dropout", a["dropout"], 0, 1, high_open=True)
-    arguments.in_range("layer_decay", a["layer_decay"], 0, 1, low_open=True)
-    check_precision(a["mixed_precision"])
+def multitask_summary(metrics, output_dir):
+    """The lines a person reads at the end of a multi-task run."""
+    lines = []
+    for name, results in metrics["joint"].items():
+        parts = [f"{split} error {100 * r['error']:.2f}%" for split, r in results.items()]
+        lines.append(f"{name} (joint): " + (", ".join(parts) or "no validation or test"))
+    for name, result in metrics["finetuned"].items():
+        if "test" in result:
+            lines.append(f"{name} (fine-tuned alone): test error "
+                         f"{100 * result['test']['error']:.2f}%")
+    lines.append(f"outputs: {output_dir} (metrics.json, shared_backbone/"
+                 + (", saved_model_<task>/" if metrics["settings"]["export"] else "")
+                 + (", finetuned_<task>/" if metrics["finetuned"] else "") + ")")
+    return lines
+
+
+def check_tasks(config, tasks):
+    """`tasks` if it maps two or more identifier names to valid `TaskData`."""
+    if not isinstance(tasks, dict) or len(tasks) < 2:
+        raise ValueError(
+            "Multi-task training needs at least two tasks (one task is `fine_tune`). "
+            f"Received: {sorted(tasks) if isinstance(tasks, dict) else type(tasks).__name__}")
     for name, task in tasks.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(
-                f"Task names must be identifiers (letters, digits, _). Received: {name!r}"
-            )
-        arguments.positive_int(f"sequence_length of task {name}", task.sequence_length)
-        arguments.several_classes(task.train)
-        for split in (task.validation, task.test):
-            if split is not None and split.label_names != task.train.label_names:
-                raise ValueError(
-                    f"Task {name}: {split.source} has label vocabulary {split.label_names}, "
-                    f"but its training data has {task.train.label_names}."
-                )
+                f"Task names must be identifiers (letters, digits, _). Received: {name!r}")
+        if not isinstance(task, TaskData):
+            raise ValueError(f"Task {name} must be a kerasbert.TaskData. Received: "
+                             f"{type(task).__name__}")
+        try:
+            check_splits(task.train, task.validation, task.test)
+        except ValueError as error:
+            raise ValueError(f"Task {name}: {error}") from None
+    return tasks

@@ -12,14 +12,12 @@ from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.optimizers.fused_adam import FusedAdam
 from kerasbert.optimizers.schedules import WarmupLinearDecay
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
-from kerasbert.training import arguments
+from kerasbert.training.configs import PretrainConfig
+from kerasbert.training.driver import run_experiment
+from kerasbert.training.experiment import Experiment
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.precision import check_precision
 from kerasbert.training.run_directory import atomic_path
-from kerasbert.training.training_run import TrainingRun
-
-# Settings that do not change the result: a rerun may change them freely.
-RESULT_NEUTRAL = ("output_dir", "backbone", "sources", "keep_checkpoints", "overwrite", "verbose")
+from kerasbert.utils import arguments
 
 def masked_lm_inputs(
     tokenizer,
@@ -93,35 +91,8 @@ def masked_lm_inputs(
     return model_inputs
 
 
-def further_pretrain(
-    backbone,
-    sources,
-    output_dir,
-    *,
-    steps=100_000,
-    warmup_steps=10_000,
-    learning_rate=5e-5,
-    batch_size=32,
-    sequence_length=128,
-    nsp=False,
-    mask_rate=0.15,
-    max_predictions=20,
-    whole_word_masking=False,
-    weight_decay=0.01,
-    checkpoint_every=1000,
-    keep_checkpoints=2,
-    backbone_snapshots=False,
-    text_fields=("text",),
-    data_dir=None,
-    seed=0,
-    mixed_precision=None,
-    jit_compile=False,
-    strategy=None,
-    per_worker_input=False,
-    overwrite=False,
-    callbacks=None,
-    verbose=1,
-):
+def further_pretrain(config=None, sources=None, output_dir=None, *, strategy=None,
+                     callbacks=None, **settings):
     """Further pre-train a BERT backbone with masked LM (and NSP), resumably.
 
     Defaults are the paper's (§5.2): batch 32, length 128, lr 5e-5 with 10k
@@ -148,149 +119,150 @@ def further_pretrain(
     as it was after S steps, for every multiple S of `checkpoint_every`, in
     the same preset layout (what the paper's Figure 3 fine-tunes).
 
+    Settings come as a `PretrainConfig` or as its fields by keyword (see
+    `kerasbert.training.configs`).
+
     Args:
-        backbone: str. A spec for `kerasbert.load_backbone`.
+        config: a `PretrainConfig`, or str: the backbone spec.
         sources: list of `(spec, weight)`; see `pretraining_dataset`.
         output_dir: str. Where checkpoints, logs and the backbone go.
-        steps: int. Training steps; a multiple of `checkpoint_every`.
-        warmup_steps: int. Linear warmup steps.
-        learning_rate: float. Peak learning rate.
-        batch_size: int. Sequences per step.
-        sequence_length: int. Word pieces per sequence.
-        nsp: bool. Add next-sentence prediction (sentence pairs, 50 % random).
-        mask_rate: float. Fraction of word pieces selected for prediction.
-        max_predictions: int. Most predictions per sequence.
-        whole_word_masking: bool. Mask whole words (see
-            `WholeWordMaskGenerator`) instead of single word pieces.
-        weight_decay: float. AdamW's decoupled weight decay.
-        checkpoint_every: int. Steps between checkpoints (and log rows).
-        keep_checkpoints: int. How many recent checkpoints to keep.
-        backbone_snapshots: bool. Also keep the encoder of every checkpoint
-            as a preset in `snapshots/step_<S>` (a whole encoder each).
-        text_fields: sequence of str. Text fields of JSONL/CSV/TSV sources.
-        data_dir: str or None. TFDS data directory.
-        seed: int. Seeds the model's new weights, masking and the corpus.
-        mixed_precision: str or None. `"mixed_bfloat16"` or `"mixed_float16"`
-            (with dynamic loss scaling) computes the encoder and heads in 16
-            bits with float32 weights; `backbone/` holds the float32 weights,
-            which `load_backbone` reads in float32 unless told otherwise.
-        jit_compile: bool. Compile the train step with XLA (every batch has
-            the same shape here, so it compiles once).
-        strategy: `tf.distribute.Strategy` or None; see `fine_tune`.
-        per_worker_input: bool. Each worker reads every k-th document of
-            each source (of k workers) before tokenizing, with per-replica
-            batches: what a large corpus needs. Default: one stream split
-            by the strategy.
-        overwrite: bool. Clear an `output_dir` that holds another run.
+        strategy: `tf.distribute.Strategy` or None (the one
+            `config.strategy` names).
         callbacks: list of Keras callbacks or None, run after the built-in ones.
-        verbose: int. 0 silent, 1 progress bars, 2 a line per checkpoint.
+        **settings: fields of `PretrainConfig`, applied over `config`.
 
     Returns:
         The dict written to `metrics.json`.
     """
-    settings = {k: v for k, v in locals().items() if k not in ("callbacks", "strategy")}
-    check_pretraining_arguments(settings)
-    data = {
-        "sources": [[path_identity(spec), weight] for spec, weight in sources],
-        "backbone": path_identity(backbone),
-    }
-    with TrainingRun(output_dir, settings, data, result_neutral=RESULT_NEUTRAL,
-                     strategy=strategy, seed=seed, overwrite=overwrite) as run:
-        finished = run.finished_metrics()
-        if finished is not None:
-            return finished
-        backbone_model, tokenizer = None, None
+    if isinstance(config, str):
+        settings["backbone"], config = config, None
+    if config is None:
+        config = PretrainConfig.from_arguments(settings, caller="further_pretrain")
+    elif settings:
+        config = PretrainConfig.from_arguments({**config.to_dict(), **settings},
+                                               caller="further_pretrain")
+    if output_dir is None:
+        raise ValueError("`further_pretrain` needs an `output_dir`.")
+    experiment = PretrainExperiment(config, sources, output_dir)
+    return run_experiment(experiment, output_dir, strategy=strategy, callbacks=callbacks)
 
-        def build_model():
-            nonlocal backbone_model, tokenizer
-            backbone_model, tokenizer = load_backbone(backbone, dtype=mixed_precision)
-            return MaskedLMPretrainer(backbone_model, nsp=nsp)
 
-        def build_pretraining_optimizer(model):
-            schedule = WarmupLinearDecay(learning_rate, steps, warmup_steps / steps)
-            optimizer = FusedAdam(schedule, weight_decay=weight_decay or None, epsilon=1e-6)
-            optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-            return optimizer
+class PretrainExperiment(Experiment):
+    """Further pre-training as the driver runs it (see `further_pretrain`).
 
-        model = run.build(build_model, build_pretraining_optimizer, mixed_precision)
-        arguments.sequence_length_fits(sequence_length, backbone_model)
-        model_inputs = masked_lm_inputs(
-            tokenizer, sequence_length, nsp=nsp, mask_rate=mask_rate,
-            max_predictions=max_predictions, whole_word_masking=whole_word_masking, seed=seed,
+    An epoch of the loop is `checkpoint_every` steps: a row of the history,
+    a checkpoint and (with `backbone_snapshots`) an encoder snapshot.
+    """
+
+    def __init__(self, config, sources, output_dir):
+        self.config = config
+        if not sources:
+            raise ValueError("`sources` (--corpus) must name at least one corpus.")
+        self.sources = [tuple(source) for source in sources]
+        for spec, weight in self.sources:
+            check_source(spec, weight, list(config.text_fields), config.data_dir)
+        self.output_dir = output_dir
+        self.backbone = self.tokenizer = self.model_inputs = None
+
+    def data_identity(self):
+        return {
+            "sources": [[path_identity(spec), weight] for spec, weight in self.sources],
+            "backbone": path_identity(self.config.backbone),
+        }
+
+    def recorded_settings(self):
+        return {**self.config.to_dict(), "sources": [list(s) for s in self.sources]}
+
+    def finished_stages(self):
+        return ("saved_preset",)
+
+    def build_model(self):
+        c = self.config
+        self.backbone, self.tokenizer = load_backbone(c.backbone, dtype=c.mixed_precision)
+        return MaskedLMPretrainer(self.backbone, nsp=c.nsp)
+
+    def build_optimizer(self, model):
+        c = self.config
+        schedule = WarmupLinearDecay(c.learning_rate, c.steps, c.warmup_steps / c.steps)
+        optimizer = FusedAdam(schedule, weight_decay=c.weight_decay or None, epsilon=1e-6)
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+        return optimizer
+
+    def check_model(self, model):
+        c = self.config
+        arguments.sequence_length_fits(c.sequence_length, self.backbone)
+        self.model_inputs = masked_lm_inputs(
+            self.tokenizer, c.sequence_length, nsp=c.nsp, mask_rate=c.mask_rate,
+            max_predictions=c.max_predictions, whole_word_masking=c.whole_word_masking,
+            seed=c.seed,
         )
 
-        def train_stream(context=None):
-            shard, size = None, batch_size
-            if context is not None:
-                shard = (context.num_input_pipelines, context.input_pipeline_id)
-                size = context.get_per_replica_batch_size(batch_size)
-            corpus = pretraining_dataset(
-                sources, tokenizer, sequence_length, nsp=nsp, text_fields=text_fields,
-                data_dir=data_dir, seed=seed, shard=shard,
-            )
-            # The texts and their order are the same every time, so a resumed
-            # run fast-forwards to the same position. Which pieces get masked
-            # is not: keras-hub's MaskedLMMaskGenerator draws from unseeded
-            # stateful random ops (tf_text's RandomItemSelector and
-            # MaskValuesChooser), which differ between two processes.
-            batches = corpus.batch(size, drop_remainder=True)
-            batches = batches.map(model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-            return batches.prefetch(tf.data.AUTOTUNE)
+    def steps_per_epoch(self):
+        return self.config.checkpoint_every
 
-        # A finished training only restores its state.
-        def snapshot(epoch):
-            path = snapshot_path(output_dir, epoch * checkpoint_every)
-            with atomic_path(path) as partial:
-                backbone_model.save_to_preset(partial)
-                tokenizer.save_to_preset(partial)
+    def epochs(self):
+        return self.config.steps // self.config.checkpoint_every
 
-        _, trained = run.train(
-            model, train_stream, steps_per_epoch=checkpoint_every,
-            epoch_snapshot=snapshot if backbone_snapshots else None,
-            epochs=steps // checkpoint_every, checkpoint_every_steps=checkpoint_every,
-            keep_checkpoints=keep_checkpoints, jit_compile=jit_compile,
-            per_worker_input=per_worker_input, callbacks=callbacks, verbose=verbose,
+    def train_stream(self, context=None):
+        c = self.config
+        shard, size = None, c.batch_size
+        if context is not None:
+            shard = (context.num_input_pipelines, context.input_pipeline_id)
+            size = context.get_per_replica_batch_size(c.batch_size)
+        corpus = pretraining_dataset(
+            self.sources, self.tokenizer, c.sequence_length, nsp=c.nsp,
+            text_fields=list(c.text_fields), data_dir=c.data_dir, seed=c.seed, shard=shard,
         )
-        run.save_preset("exported", "backbone", backbone_model, tokenizer)
-        return run.write_metrics({
+        # The texts and their order are the same every time, so a resumed
+        # run fast-forwards to the same position. Which pieces get masked
+        # is not: keras-hub's MaskedLMMaskGenerator draws from unseeded
+        # stateful random ops (tf_text's RandomItemSelector and
+        # MaskValuesChooser), which differ between two processes.
+        batches = corpus.batch(size, drop_remainder=True)
+        batches = batches.map(self.model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.prefetch(tf.data.AUTOTUNE)
+
+    def _snapshot(self, epoch):
+        path = snapshot_path(self.output_dir, epoch * self.config.checkpoint_every)
+        with atomic_path(path) as partial:
+            self.backbone.save_to_preset(partial)
+            self.tokenizer.save_to_preset(partial)
+
+    def loop_options(self):
+        c = self.config
+        return {"checkpoint_every_steps": c.checkpoint_every,
+                "keep_checkpoints": c.keep_checkpoints,
+                "epoch_snapshot": self._snapshot if c.backbone_snapshots else None}
+
+    def after_training(self, run, loop, trained):
+        c = self.config
+        run.save_preset("saved_preset", "backbone", self.backbone, self.tokenizer)
+        return {
             "resumed_from_step": trained["resumed_from_step"],
-            "final_step": steps,
-            "history": [{"step": row["epoch"] * checkpoint_every,
+            "final_step": c.steps,
+            "history": [{"step": row["epoch"] * c.checkpoint_every,
                          **{k: v for k, v in row.items() if k != "epoch"}}
-                        if "epoch" in row else row  # a run trained before the harness
                         for row in trained["history"]],
-            "train_seconds": trained.get("train_seconds", trained.get("seconds_this_run")),
-        })
+            "train_seconds": trained["train_seconds"],
+        }
+
+    def summary(self, metrics, output_dir):
+        return pretraining_summary(metrics, output_dir)
+
+
+def pretraining_summary(metrics, output_dir):
+    """The lines a person reads at the end of a pre-training run."""
+    last = metrics["history"][-1] if metrics["history"] else {}
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                        if k != "step" and isinstance(v, float))
+    return [f"step {metrics['final_step']}: {figures}"
+            + (f" (resumed from step {metrics['resumed_from_step']})"
+               if metrics["resumed_from_step"] else ""),
+            f"outputs: {output_dir} (metrics.json, backbone/"
+            + (", snapshots/" if metrics["settings"]["backbone_snapshots"] else "") + ")"]
 
 
 def snapshot_path(output_dir, step):
     """Where `further_pretrain(..., backbone_snapshots=True)` keeps the
     encoder after `step` steps."""
     return os.path.join(output_dir, "snapshots", f"step_{step}")
-
-
-def check_pretraining_arguments(settings):
-    """Raise a `ValueError` naming the first `further_pretrain` argument out of range."""
-    a = settings
-    for name in ("steps", "batch_size", "sequence_length", "max_predictions",
-                 "checkpoint_every", "keep_checkpoints"):
-        arguments.positive_int(name, a[name])
-    arguments.non_negative_int("warmup_steps", a["warmup_steps"])
-    if not isinstance(a["backbone_snapshots"], bool):
-        raise ValueError(
-            f"`backbone_snapshots` must be a bool. Received: {a['backbone_snapshots']!r}")
-    if a["steps"] % a["checkpoint_every"]:
-        raise ValueError(
-            f"`steps` ({a['steps']}) must be a multiple of `checkpoint_every` "
-            f"({a['checkpoint_every']})."
-        )
-    if a["warmup_steps"] >= a["steps"]:
-        raise ValueError(f"`warmup_steps` must be in [0, steps). Received: {a['warmup_steps']}")
-    arguments.positive_number("learning_rate", a["learning_rate"])
-    arguments.in_range("mask_rate", a["mask_rate"], 0, 1, low_open=True)
-    arguments.in_range("weight_decay", a["weight_decay"], 0, 1)
-    check_precision(a["mixed_precision"])
-    if not a["sources"]:
-        raise ValueError("`sources` (--corpus) must name at least one corpus.")
-    for spec, weight in a["sources"]:
-        check_source(spec, weight, a["text_fields"], a["data_dir"])

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from kerasbert.training.distribute import is_chief
-from kerasbert.training.fingerprint import result_settings
+from kerasbert.training.fingerprint import strategy_name
 from kerasbert.training.precision import with_loss_scaling
 from kerasbert.training.run_directory import RunDirectory
 from kerasbert.training.run_directory import read_json
@@ -20,45 +20,48 @@ ADAM_UPDATE = "FusedAdam"
 
 
 class TrainingRun:
-    """One run of `fine_tune`, `further_pretrain` or `multitask_fine_tune`.
+    """The run directory and strategy of one experiment (see `driver`).
 
-    Owns what the three share: the strategy (the current one by default),
-    the run directory (`RunDirectory`: lock, fingerprint of the settings
-    that change the result plus the data identity, stages, chief-only
-    writes), seeding, building and compiling the model in the strategy's
-    scope with loss scaling for `mixed_float16`, the `TrainingLoop` and its
-    `trained` stage, presets, and `metrics.json` with the recorded settings.
+    Owns what every kind of run shares: the strategy, the run directory
+    (`RunDirectory`: lock, fingerprint of the settings that change the
+    result plus the data identity, stages, chief-only writes), seeding,
+    building and compiling the model in the strategy's scope with loss
+    scaling for `mixed_float16`, the `TrainingLoop` and its `trained`
+    stage, presets, and `metrics.json` with the recorded settings.
 
     Args:
         output_dir: str. The run directory.
-        settings: dict. The entry point's arguments, recorded in
-            `metrics.json`.
+        config: a `kerasbert.training.configs` config. Its `result_dict()`
+            enters the fingerprint; `seed` and `overwrite` are read.
         data: dict. The identity of the data read (see `fingerprint`).
-        result_neutral: sequence of str. Settings a rerun may change.
+        settings: dict or None. What `metrics.json` records as settings
+            (default: `config.to_dict()`).
         strategy: `tf.distribute.Strategy` or None.
-        seed: int. Seeds weights, dropout and shuffling.
-        overwrite: bool. Clear a directory that holds another run.
 
     Examples:
     ```python
     import tempfile
+    from kerasbert.training.configs import FineTuneConfig
     with kerasbert.training.training_run.TrainingRun(
-        tempfile.mkdtemp(), {"seed": 0}, {}, result_neutral=()
+        tempfile.mkdtemp(), FineTuneConfig(), {}
     ) as run:
         run.write_metrics({"answer": 42})["answer"]  # 42
     ```
     """
 
-    def __init__(self, output_dir, settings, data, *, result_neutral, strategy=None, seed=0,
-                 overwrite=False):
-        self.settings = settings
+    def __init__(self, output_dir, config, data, *, settings=None, strategy=None):
+        self.config = config
+        self.settings = config.to_dict() if settings is None else settings
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.seed = seed
-        fingerprint = result_settings(
-            {**settings, "strategy": self.strategy, "adam_update": ADAM_UPDATE}, result_neutral
-        )
+        self.seed = config.seed
+        fingerprint = {**config.result_dict(), "strategy": strategy_name(self.strategy),
+                       "adam_update": ADAM_UPDATE}
+        if settings is not None:
+            fingerprint["recorded"] = {k: v for k, v in settings.items()
+                                       if k not in config.field_names()}
         self._run_directory = RunDirectory(
-            output_dir, fingerprint, data, overwrite=overwrite, chief=is_chief(self.strategy)
+            output_dir, fingerprint, data, overwrite=config.overwrite,
+            chief=is_chief(self.strategy)
         )
         self.directory = None
 

@@ -44,7 +44,8 @@ def test_fine_tune_learns_keeps_best_epoch_and_writes_outputs(tmp_path):
     )
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
     assert metrics["settings"]["learning_rate"] == 3e-3 and metrics["settings"]["backbone"] == "tiny"
-    assert not {"train", "test", "callbacks", "excluded"} & set(metrics["settings"])
+    assert not {"callbacks", "excluded"} & set(metrics["settings"])
+    assert metrics["settings"]["train"] is None  # given as LabeledTexts, not a path
     best = max(metrics["epochs"], key=lambda e: e["val_accuracy"])
     assert metrics["best_epoch"] == best["epoch"]
     assert metrics["validation"]["accuracy"] == best["val_accuracy"]

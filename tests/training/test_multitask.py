@@ -40,7 +40,15 @@ def test_killed_joint_phase_resumes_to_the_uninterrupted_result(tmp_path):
 
 def test_multitask_arguments_are_checked_before_building(tmp_path):
     with pytest.raises(ValueError, match="Task names must be identifiers"):
-        kerasbert.multitask_fine_tune("tiny", {"a b": tasks()["topic"]}, str(tmp_path / "r"))
+        kerasbert.multitask_fine_tune("tiny", {"a b": tasks()["topic"], **tasks()},
+                                      str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="needs at least two tasks"):
+        kerasbert.multitask_fine_tune("tiny", {"topic": tasks()["topic"]}, str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="`seed` must be an integer in"):
+        kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "r"), seed=-1)
+    with pytest.raises(ValueError, match="classifier.*must be 'cls'"):
+        kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "r"),
+                                      classifier="feature_bilstm", layers=-1)
     with pytest.raises(ValueError, match="`finetune_epochs` must be a positive integer"):
         kerasbert.multitask_fine_tune("tiny", tasks(), str(tmp_path / "r"), finetune_epochs=0)
     assert not (tmp_path / "r").exists()

@@ -1,0 +1,1 @@
+"""Helpers every floor of kerasbert may use: argument checks, file writing."""

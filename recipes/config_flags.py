@@ -1,0 +1,109 @@
+"""absl flags generated from a run config's fields, so that every recipe
+offers every shared setting with one name, default and help."""
+
+import dataclasses
+import json
+import os
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+LONG_TEXT_STRATEGIES = (
+    "head", "tail", "head_tail", "segments_mean", "segments_max", "segments_attention"
+)
+
+
+def define_config_flags(config_class):
+    """Define one flag per field of `config_class`: its name, default, help
+    and choices. A field with a `parse` function becomes a string flag."""
+    for field in dataclasses.fields(config_class):
+        name, meta = field.name, field.metadata
+        default = field.default if field.default is not dataclasses.MISSING else (
+            field.default_factory())
+        help_text = meta["help"]
+        choices = meta.get("choices")
+        if meta.get("parse") is not None:
+            flags.DEFINE_string(name, _flag_text(default), help_text)
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, help_text)
+        elif choices is not None and all(isinstance(c, str) or c is None for c in choices):
+            flags.DEFINE_enum(name, default, [c for c in choices if c is not None], help_text)
+        elif isinstance(default, tuple):
+            flags.DEFINE_list(name, list(default), help_text)
+        elif _annotation_is(field, float):
+            flags.DEFINE_float(name, default, help_text)
+        elif _annotation_is(field, int):
+            flags.DEFINE_integer(name, default, help_text)
+        else:
+            flags.DEFINE_string(name, default, help_text)
+
+
+def config_from_flags(config_class, base=None):
+    """A `config_class` from the flags: with `base` (a recorded config as a
+    dict), the flags given on the command line replace its values."""
+    values = dict(base or {})
+    for field in dataclasses.fields(config_class):
+        flag = FLAGS[field.name]
+        if base is not None and not flag.present:
+            continue
+        value = flag.value
+        parse = field.metadata.get("parse")
+        if parse is not None and isinstance(value, str):
+            value = parse(value)
+        values[field.name] = value
+    return config_class.from_dict(values, source="--from_run's record")
+
+
+def recorded_settings(run_directory):
+    """The settings a finished run recorded in its `metrics.json`."""
+    path = os.path.join(run_directory, "metrics.json")
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"--from_run={run_directory} holds no finished run ({path} is missing).")
+    with open(path, encoding="utf-8") as file:
+        settings = json.load(file).get("settings")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path} records no settings.")
+    return settings
+
+
+def define_long_text_flag():
+    flags.DEFINE_enum(
+        "long_text", None, list(LONG_TEXT_STRATEGIES),
+        "Shorthand for the paper's Table 2 rows: sets --truncation (and --segment_pooling); "
+        "refused together with a --truncation or --segment_pooling that says otherwise.")
+
+
+def long_text_settings():
+    """The `truncation` (and `segment_pooling`) `--long_text` sets, as a
+    dict; a contradicting explicit `--truncation` or `--segment_pooling` is
+    refused."""
+    values = {}
+    if FLAGS.long_text is None:
+        return values
+    long_text = FLAGS.long_text
+    truncation, pooling = (("segments", long_text[len("segments_"):])
+                           if long_text.startswith("segments_") else (long_text, None))
+    for name, implied in (("truncation", truncation), ("segment_pooling", pooling)):
+        if implied is None:
+            continue
+        if FLAGS[name].present and FLAGS[name].value != implied:
+            raise ValueError(
+                f"--long_text={long_text} sets --{name}={implied}, but --{name}="
+                f"{FLAGS[name].value} was also given; drop one of them.")
+        values[name] = implied
+    if pooling is None and FLAGS["segment_pooling"].present:
+        raise ValueError(f"--segment_pooling applies to segments; --long_text={long_text} "
+                         "reads one sequence per text.")
+    return values
+
+
+def _flag_text(default):
+    if isinstance(default, tuple):
+        return ",".join(str(v) for v in default)
+    return None if default is None else str(default)
+
+
+def _annotation_is(field, kind):
+    text = field.type if isinstance(field.type, str) else repr(field.type)
+    return field.type is kind or text.startswith((kind.__name__, f"<class '{kind.__name__}'"))
