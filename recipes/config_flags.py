@@ -13,9 +13,10 @@ LONG_TEXT_STRATEGIES = (
 )
 
 
-def define_config_flags(config_class):
+def define_config_flags(config_class, flag_values=FLAGS):
     """Define one flag per field of `config_class`: its name, default, help
     and choices. A field with a `parse` function becomes a string flag."""
+    where = {"flag_values": flag_values}
     for field in dataclasses.fields(config_class):
         name, meta = field.name, field.metadata
         default = field.default if field.default is not dataclasses.MISSING else (
@@ -23,19 +24,20 @@ def define_config_flags(config_class):
         help_text = meta["help"]
         choices = meta.get("choices")
         if meta.get("parse") is not None:
-            flags.DEFINE_string(name, _flag_text(default), help_text)
+            flags.DEFINE_string(name, _flag_text(default), help_text, **where)
         elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, help_text)
+            flags.DEFINE_bool(name, default, help_text, **where)
         elif choices is not None and all(isinstance(c, str) or c is None for c in choices):
-            flags.DEFINE_enum(name, default, [c for c in choices if c is not None], help_text)
+            flags.DEFINE_enum(name, default, [c for c in choices if c is not None], help_text,
+                              **where)
         elif isinstance(default, tuple):
-            flags.DEFINE_list(name, list(default), help_text)
+            flags.DEFINE_list(name, list(default), help_text, **where)
         elif _annotation_is(field, float):
-            flags.DEFINE_float(name, default, help_text)
+            flags.DEFINE_float(name, default, help_text, **where)
         elif _annotation_is(field, int):
-            flags.DEFINE_integer(name, default, help_text)
+            flags.DEFINE_integer(name, default, help_text, **where)
         else:
-            flags.DEFINE_string(name, default, help_text)
+            flags.DEFINE_string(name, default, help_text, **where)
 
 
 def config_from_flags(config_class, base=None):

@@ -328,3 +328,45 @@ def test_quiet_start_leaves_the_runtime_unstarted_for_multi_worker():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "cuda" not in result.stderr.lower()
+
+
+@pytest.mark.slow
+def test_finetune_from_run_repeats_the_recorded_settings_and_data(tmp_path):
+    small = trec_subset(tmp_path / "small", 80, 20)
+    first, again = tmp_path / "first", tmp_path / "again"
+    result = run_recipe(
+        "finetune.py", "--backbone=tiny", f"--train={small}", f"--test={small}",
+        "--epochs=1", "--batch_size=16", "--sequence_length=24", "--learning_rate=1e-3",
+        "--layers=last4", "--long_text=head_tail", "--head_length=8", "--export=false",
+        f"--output_dir={first}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # A person's summary, not the JSON record.
+    assert "test error:" in result.stdout and "outputs:" in result.stdout
+    assert "per_example_correct" not in result.stdout
+    result = run_recipe("finetune.py", f"--from_run={first}", f"--output_dir={again}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    one = json.loads((first / "metrics.json").read_text())
+    two = json.loads((again / "metrics.json").read_text())
+    assert one["settings"] == two["settings"]
+    assert one["settings"]["truncation"] == "head_tail"
+    assert one["test"]["per_example_correct"] == two["test"]["per_example_correct"]
+    assert [e["loss"] for e in one["epochs"]] == [e["loss"] for e in two["epochs"]]
+    # A flag given beside --from_run replaces the recorded value.
+    result = run_recipe("finetune.py", f"--from_run={first}", "--seed=1",
+                        f"--output_dir={tmp_path / 'seed1'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "seed1" / "metrics.json").read_text())["settings"]["seed"] == 1
+    result = run_recipe("finetune.py", f"--from_run={small}", f"--output_dir={tmp_path / 'x'}")
+    assert result.returncode == 1 and "holds no finished run" in result.stderr
+
+
+def test_contradicting_long_text_flags_are_refused_before_any_work(tmp_path):
+    for flags_, message in [
+        (["--long_text=head", "--truncation=tail"], "--long_text=head sets --truncation=head"),
+        (["--long_text=segments_max", "--segment_pooling=attention"],
+         "--long_text=segments_max sets --segment_pooling=max"),
+    ]:
+        result = run_recipe("finetune.py", "--backbone=tiny", f"--train={TREC}", *flags_,
+                            f"--output_dir={tmp_path / 'run'}")
+        assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+        assert not (tmp_path / "run").exists()

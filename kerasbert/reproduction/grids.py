@@ -440,8 +440,10 @@ def _epochs_for(examples, epochs, batch_size, min_train_steps):
 
 
 def _task_settings(task):
-    return {"sequence_length": task.sequence_length, "truncation": task.truncation,
-            "head_length": task.head_length}
+    # What the task sets for itself; the run's defaults hold for the rest.
+    return {name: getattr(task, name) for name in ("sequence_length", "truncation",
+                                                   "head_length")
+            if getattr(task, name) is not None}
 
 
 def _pretrained_backbone(backbone, corpus, sources, pretraining_dir, pretraining, step, verbose):

@@ -106,6 +106,7 @@ def fine_tune(config=None, train=None, output_dir=None, *, validation=None, test
     Examples:
     ```python
     import tempfile
+    import numpy as np
     data = kerasbert.LabeledTexts(["good", "bad"] * 4, np.array([1, 0] * 4), ["neg", "pos"],
                                   "example")
     metrics = kerasbert.fine_tune("tiny", data, tempfile.mkdtemp(), learning_rate=1e-3,

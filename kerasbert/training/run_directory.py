@@ -35,6 +35,9 @@ from absl import logging
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 PARTIAL_PREFIX = ".partial-"
+# The settings key naming the layout of a run directory's files (checkpoints,
+# stages); a directory of another format is refused, never resumed.
+RUN_FORMAT_KEY = "run_format"
 
 
 class RunDirectoryError(RuntimeError):
@@ -266,6 +269,14 @@ class RunDirectory:
                 raise RunDirectoryError(
                     f"{run_file} is unreadable ({error}); pass --overwrite to start afresh."
                 ) from None
+            held_format = record.get("settings", {}).get(RUN_FORMAT_KEY)
+            if RUN_FORMAT_KEY in self.settings and held_format != self.settings[RUN_FORMAT_KEY]:
+                raise RunDirectoryError(
+                    f"output_dir {self.path} holds a run of an earlier kerasbert (run format "
+                    f"{held_format or 1}; this version writes {self.settings[RUN_FORMAT_KEY]}), "
+                    "which it does not resume. Pass --overwrite to clear it, or choose another "
+                    "--output_dir."
+                )
             differences = setting_differences(
                 record.get("settings", {}), self.settings
             ) + setting_differences(record.get("data", {}), self.data)

@@ -8,6 +8,7 @@ import tensorflow as tf
 from kerasbert.training.distribute import is_chief
 from kerasbert.training.fingerprint import strategy_name
 from kerasbert.training.precision import with_loss_scaling
+from kerasbert.training.run_directory import RUN_FORMAT_KEY
 from kerasbert.training.run_directory import RunDirectory
 from kerasbert.training.run_directory import read_json
 from kerasbert.training.training_loop import TrainingLoop
@@ -17,6 +18,9 @@ METRICS_FILE = "metrics.json"
 # made with Keras' Adam (before FusedAdam, whose second moment of repeated
 # embedding rows differs) are not resumed or reused by the FusedAdam code.
 ADAM_UPDATE = "FusedAdam"
+# 2: one config per run, stages named alike in every kind, checkpoints by
+# name (format 1: settings per entry point, `.npz` checkpoints by position).
+RUN_FORMAT = 2
 
 
 class TrainingRun:
@@ -55,7 +59,7 @@ class TrainingRun:
         self.strategy = strategy or tf.distribute.get_strategy()
         self.seed = config.seed
         fingerprint = {**config.result_dict(), "strategy": strategy_name(self.strategy),
-                       "adam_update": ADAM_UPDATE}
+                       "adam_update": ADAM_UPDATE, RUN_FORMAT_KEY: RUN_FORMAT}
         if settings is not None:
             fingerprint["recorded"] = {k: v for k, v in settings.items()
                                        if k not in config.field_names()}
