@@ -119,16 +119,32 @@ def test_multitask_recipe_joint_then_per_task(tmp_path):
     sentiment = tmp_path / "sentiment.jsonl"
     sentiment.write_text("".join(
         json.dumps({"text": f"the film was {w}", "label": w}) + "\n" for w in ["good", "bad"] * 30
-    ))
+    ) + json.dumps({"text": "", "label": "good"}) + "\n")
     out = tmp_path / "run"
-    result = run_recipe(
+    command = [
         "multitask.py", "--backbone=tiny", f"--task=trec:{small}:{small}",
         f"--task=sentiment:{sentiment}", "--task_sequence_length=sentiment=16",
         "--task_truncation=sentiment=tail", "--sequence_length=32", "--epochs=1",
         "--batch_size=8", "--then_finetune", "--sampling=uniform", f"--output_dir={out}",
-    )
+        "--train_examples=50", "--task_train_examples=trec=100",
+        "--schedule=slanted_triangular", "--weight_decay=0.01",
+    ]
+    # The settings multi-task shares with fine-tuning: the empty text is
+    # refused by default, kept with --empty_text=keep.
+    result = run_recipe(*command)
+    assert result.returncode == 1 and "empty" in result.stderr, result.stderr[-3000:]
+    result = run_recipe(*command, "--empty_text=keep")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "trec (joint): validation error" in result.stdout
+    assert "{" not in result.stdout  # a summary, not the JSON record
     metrics = json.loads((out / "metrics.json").read_text())
+    # Subsets before the 10 % validation carve: trec 100 → 90, sentiment 50 → 45.
+    assert metrics["settings"]["tasks"]["trec"]["train_examples"] == 90
+    assert metrics["settings"]["tasks"]["sentiment"]["train_examples"] == 45
+    assert metrics["settings"]["schedule"] == "slanted_triangular"
+    assert metrics["settings"]["weight_decay"] == 0.01
+    finetuned = json.loads((out / "finetuned_trec" / "metrics.json").read_text())["settings"]
+    assert (finetuned["schedule"], finetuned["weight_decay"]) == ("slanted_triangular", 0.01)
     assert metrics["task_weights"] == {"trec": 0.5, "sentiment": 0.5}
     assert np.isfinite(metrics["joint_epochs"][0]["loss"])
     assert {"val_trec_accuracy", "val_sentiment_accuracy"} <= set(metrics["joint_epochs"][0])
