@@ -5,6 +5,7 @@ from kerasbert.layers import layer_selection
 from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
 from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
+from kerasbert.text import packing
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 
 CLASSIFIERS = ("cls", "feature_bilstm")
@@ -15,9 +16,9 @@ def build_classifier(
     label_names,
     *,
     classifier="cls",
-    sequence_length=512,
-    truncation="head",
-    head_length=128,
+    sequence_length=packing.DEFAULT_SEQUENCE_LENGTH,
+    truncation=packing.DEFAULT_TRUNCATION,
+    head_length=packing.DEFAULT_HEAD_LENGTH,
     max_segments=None,
     segment_stride=0,
     segment_pooling="mean",

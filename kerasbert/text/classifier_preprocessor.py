@@ -85,9 +85,9 @@ class ClassifierPreprocessor(keras_hub.models.Preprocessor):
     def __init__(
         self,
         tokenizer,
-        sequence_length=512,
-        truncation="head",
-        head_length=128,
+        sequence_length=packing.DEFAULT_SEQUENCE_LENGTH,
+        truncation=packing.DEFAULT_TRUNCATION,
+        head_length=packing.DEFAULT_HEAD_LENGTH,
         padding="max_length",
         max_segments=None,
         stride=0,

@@ -7,9 +7,15 @@ Every function takes and returns `tf.RaggedTensor`s of shape
 import tensorflow as tf
 
 TRUNCATION_STRATEGIES = ("head", "tail", "head_tail")
+# The paper's defaults (§5.3, Table 2), declared once for every layer,
+# builder and config that takes them.
+DEFAULT_SEQUENCE_LENGTH = 512
+DEFAULT_TRUNCATION = "head"
+DEFAULT_HEAD_LENGTH = 128
 
 
-def truncate(token_ids, max_length, strategy="head", head_length=128):
+def truncate(token_ids, max_length, strategy=DEFAULT_TRUNCATION,
+             head_length=DEFAULT_HEAD_LENGTH):
     """Cut every row of `token_ids` down to at most `max_length` word pieces.
 
     Rows that already fit are returned unchanged. Longer rows keep:

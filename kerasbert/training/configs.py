@@ -26,7 +26,7 @@ from kerasbert.layers.layer_selection import LAYER_SETS
 from kerasbert.models.build_classifier import CLASSIFIERS
 from kerasbert.optimizers.layerwise import CONVENTIONS
 from kerasbert.optimizers.paper_optimizer import SCHEDULES
-from kerasbert.text.packing import TRUNCATION_STRATEGIES
+from kerasbert.text import packing
 from kerasbert.training import settings as s
 from kerasbert.training.distribute import STRATEGIES
 from kerasbert.training.precision import PRECISIONS
@@ -36,7 +36,7 @@ from kerasbert.training.settings import setting
 from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
 
 # Choices of the settings that no lower module names.
-TRUNCATIONS = TRUNCATION_STRATEGIES + ("segments",)
+TRUNCATIONS = packing.TRUNCATION_STRATEGIES + ("segments",)
 SEGMENT_POOLINGS = ("mean", "max", "attention")
 
 
@@ -163,13 +163,16 @@ class OptimizerSettings(Settings):
 class TextSettings(Settings):
     """How a text becomes word pieces: length and long-text handling."""
 
-    sequence_length: int = setting(512, "Word pieces per input, [CLS] and [SEP] included.",
-                                   check=check_sequence_length)
+    sequence_length: int = setting(
+        packing.DEFAULT_SEQUENCE_LENGTH, "Word pieces per input, [CLS] and [SEP] included.",
+        check=check_sequence_length)
     truncation: str = setting(
-        "head", "Long-text handling; segments = hierarchical (see --segment_pooling).",
+        packing.DEFAULT_TRUNCATION,
+        "Long-text handling; segments = hierarchical (see --segment_pooling).",
         choices=TRUNCATIONS)
-    head_length: int = setting(128, "Head pieces kept under --truncation=head_tail.",
-                               check=s.non_negative_int)
+    head_length: int = setting(
+        packing.DEFAULT_HEAD_LENGTH, "Head pieces kept under --truncation=head_tail.",
+        check=s.non_negative_int)
     segment_pooling: str = setting(
         "mean", "Pooling of segment [CLS] vectors under --truncation=segments.",
         choices=SEGMENT_POOLINGS)
