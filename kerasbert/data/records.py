@@ -30,8 +30,14 @@ def decoded_lines(binary_file, name):
 
 def parse_records(lines, fmt, name):
     """Yield `(line_number, dict)` from decoded `lines` of format `fmt`
-    (`"jsonl"`, `"csv"` or `"tsv"`); blank JSONL lines are skipped. Streams:
-    nothing but the current record is held."""
+    (`"jsonl"`, `"csv"` or `"tsv"`); blank lines are skipped. Streams:
+    nothing but the current record is held.
+
+    One record per line in every format. CSV is read with strict quoting: a
+    field that opens a quote must close it on the same line (a malformed
+    quote is an error naming `file:line`, never a merge of the following
+    records). TSV fields are split at tabs and quotes in them are kept as
+    they are (`"hi"` stays `"hi"`), as in the GLUE TSV files."""
     if fmt == "jsonl":
         for number, line in lines:
             if not line.strip():
@@ -44,17 +50,45 @@ def parse_records(lines, fmt, name):
                 raise ValueError(f"{name}:{number}: expected a JSON object, got {line[:80]!r}.")
             yield number, record
         return
-    reader = csv.DictReader((line for _, line in lines), delimiter="," if fmt == "csv" else "\t")
-    for record in reader:
-        # line_num counts physical lines read, so quoted newlines are handled.
-        if None in record or None in record.values():
-            fields = len(record) - 1 + len(record[None]) if None in record else sum(
-                value is not None for value in record.values())
+    header = None
+    for number, row in delimited_rows(lines, fmt, name):
+        if header is None:
+            header = row
+            continue
+        if len(row) != len(header):
             raise ValueError(
-                f"{name}:{reader.line_num}: the row has {fields} fields; the header has "
-                f"{len(reader.fieldnames)}. Quote fields that hold the delimiter."
+                f"{name}:{number}: the row has {len(row)} fields; the header has "
+                f"{len(header)}. Quote fields that hold the delimiter."
             )
-        yield reader.line_num, record
+        yield number, dict(zip(header, row))
+
+
+def delimited_rows(lines, fmt, name):
+    """Yield `(line_number, fields)` of each non-blank line of decoded
+    `lines` of a `"csv"` or `"tsv"` file, read as `parse_records` does."""
+    for number, line in lines:
+        row = _delimited_row(line.rstrip("\r\n"), fmt, f"{name}:{number}")
+        if row is not None:
+            yield number, row
+
+
+def _delimited_row(text, fmt, where):
+    # One record per line. CSV: quoted fields may hold commas and doubled
+    # quotes, and a quote must close on its line, so an unclosed quote is
+    # an error here instead of swallowing the records after it. TSV: quotes
+    # are ordinary characters (fields cannot hold tabs or line breaks).
+    if not text.strip():
+        return None
+    if fmt == "tsv":
+        return text.split("\t")
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as error:
+        raise ValueError(
+            f"{where}: malformed CSV quoting ({error}): a quoted field must close on its own "
+            'line, and a quote inside it is written "". Line breaks inside a text are '
+            "written as \\n (one record per line)."
+        ) from None
 
 
 def read_records(path):

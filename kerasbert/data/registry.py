@@ -8,7 +8,6 @@ Chinese set, read from JSON Lines (it needs a Chinese vocabulary, e.g.
 keras-hub's `bert_base_zh` preset layout).
 """
 
-import csv
 import dataclasses
 import os
 
@@ -16,6 +15,8 @@ import numpy as np
 
 from kerasbert.data.datasets import LabeledTexts
 from kerasbert.data.datasets import read_labeled_texts
+from kerasbert.data.records import decoded_lines
+from kerasbert.data.records import delimited_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +74,8 @@ def read_zhang_csv(path, class_names=None, label_names=None):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Zhang et al. CSV {path!r} does not exist.")
     texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as file:
-        for number, row in enumerate(csv.reader(file), start=1):
+    with open(path, "rb") as file:
+        for number, row in delimited_rows(decoded_lines(file, path), "csv", path):
             if len(row) < 2 or not row[0].strip().isdigit():
                 raise ValueError(
                     f"{path}:{number}: expected 'label,text[,text…]' with a 1-based "

@@ -35,13 +35,13 @@ def test_load_dataset_returns_tf_dataset_and_names(tmp_path):
 
 def test_directory_split_and_csv_with_several_text_fields(tmp_path):
     (tmp_path / "test.csv").write_text(
-        'label,title,body\n2,Great film,"Loved it, truly"\n1,Bad,"Dull,\nlong"\n',
+        'label,title,body\n2,Great film,"Loved it, truly"\n1,Bad,"Dull, ""long"""\n',
         encoding="utf-8",
     )
     data = kerasbert.read_labeled_texts(
         str(tmp_path), "test", text_fields=("title", "body"), label_field="label"
     )
-    assert data.texts == ["Great film Loved it, truly", "Bad Dull,\nlong"]
+    assert data.texts == ["Great film Loved it, truly", 'Bad Dull, "long"']
     assert data.label_names == ["1", "2"]
 
 

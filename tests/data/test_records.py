@@ -5,11 +5,29 @@ import pytest
 from kerasbert.data.records import read_records
 
 
-def test_csv_with_a_byte_order_mark_and_a_quoted_newline(tmp_path):
+def test_csv_with_a_byte_order_mark_quotes_and_commas(tmp_path):
     path = tmp_path / "a.csv"
-    path.write_bytes('\ufefftext,label\n"two\nlines",x\nplain,y\n'.encode("utf-8"))
+    path.write_bytes('\ufefftext,label\n"one, ""two""",x\n\nplain,y\n'.encode("utf-8"))
     assert list(read_records(str(path))) == [
-        (3, {"text": "two\nlines", "label": "x"}), (4, {"text": "plain", "label": "y"})]
+        (2, {"text": 'one, "two"', "label": "x"}), (4, {"text": "plain", "label": "y"})]
+
+
+@pytest.mark.parametrize("line", ['"he said "hi" to me,x', '"unclosed,x', '"two', 'a"b"c,"x'])
+def test_a_malformed_csv_quote_is_an_error_naming_the_line_never_a_merge(tmp_path, line):
+    path = tmp_path / "a.csv"
+    rows = [f"row {i},y" for i in range(5)]
+    path.write_text("text,label\n" + "\n".join(rows[:2] + [line] + rows[2:]) + "\n")
+    with pytest.raises(ValueError, match=r"a.csv:4: malformed CSV quoting") as error:
+        list(read_records(str(path)))
+    assert "\n" not in str(error.value)
+
+
+def test_tsv_quotes_are_read_literally(tmp_path):
+    path = tmp_path / "a.tsv"
+    path.write_text('text\tlabel\n"he said "hi" to me\tx\n"open\ty\nplain\tz\n')
+    assert [record for _, record in read_records(str(path))] == [
+        {"text": '"he said "hi" to me', "label": "x"}, {"text": '"open', "label": "y"},
+        {"text": "plain", "label": "z"}]
 
 
 @pytest.mark.parametrize("row", ["a,b,c", "a"])
