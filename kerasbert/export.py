@@ -52,6 +52,10 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
     def serve(self, texts):
+        # A signature call feeds tensors of any shape through (only a direct
+        # `serve` call checks the spec): refuse anything but a vector at run
+        # time, or a matrix would be read as its first column.
+        texts = tf.ensure_shape(texts, [None], name="texts_must_be_a_vector_of_strings")
         features = self.preprocessor(texts)
         count = tf.shape(texts)[0]
         mask = tf.cast(features["padding_mask"], tf.int32)

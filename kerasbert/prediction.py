@@ -14,6 +14,7 @@ from kerasbert.data.records import record_format
 from kerasbert.data.records import type_name
 from kerasbert.export import ServingModule
 from kerasbert.models.load_classifier import load_classifier
+from kerasbert.text.vocabulary_coverage import is_blank_text
 
 INPUT_FORMATS = ("auto", "jsonl", "csv", "tsv", "text")
 
@@ -92,10 +93,12 @@ def _examples(lines, fmt, name, text_fields, label_field, empty_text):
                     f"{name}:{number}: label field {label_field!r} must hold a string or an "
                     f"integer; it holds {type_name(label)} {str(label)[:60]!r}."
                 )
-        if not text.strip() and empty_text == "error":
+        if empty_text == "error" and is_blank_text(text):
+            # The rule training applies: no word pieces is as empty as "".
             raise ValueError(
-                f"{name}:{number}: empty text. Fix or drop the line, or pass "
-                "--empty_text=keep to classify it from [CLS] [SEP] alone."
+                f"{name}:{number}: empty text{' (only invisible characters)' if text else ''}. "
+                "Fix or drop the line, or pass --empty_text=keep to classify it from "
+                "[CLS] [SEP] alone."
             )
         yield f"{name}:{number}", text, None if label is None else str(label)
 

@@ -63,6 +63,18 @@ def batches(examples, size):
         yield batch
 
 
+def _same_file(input_path, target):
+    # Standard input redirected from a file (`< F`) is that file too.
+    if input_path != "-":
+        return os.path.samefile(input_path, target)
+    try:
+        stdin = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError):
+        return False
+    output = os.stat(target)
+    return (stdin.st_dev, stdin.st_ino) == (output.st_dev, output.st_ino)
+
+
 class Output:
     """Where predictions go: stdout, a device or FIFO written straight
     through, or a regular file written to a temporary file of its own next
@@ -76,8 +88,10 @@ class Output:
         target = os.path.realpath(path)
         if os.path.isdir(target):
             raise ValueError(f"--output={path!r} is a directory; name a file.")
-        if input_path != "-" and os.path.exists(target) and os.path.samefile(input_path, target):
-            raise ValueError(f"--output={path!r} is the input file; name another file.")
+        if os.path.exists(target) and _same_file(input_path, target):
+            raise ValueError(f"--output={path!r} is the input file"
+                             f"{' (standard input reads it)' if input_path == '-' else ''}; "
+                             "name another file.")
         if os.path.exists(target) and not os.path.isfile(target):
             self.file = open(target, "w", encoding="utf-8")  # a FIFO or a device
             return

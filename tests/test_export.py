@@ -51,6 +51,13 @@ def test_saved_model_predicts_like_keras_model_without_kerasbert(tiny, tmp_path)
     loaded = tf.saved_model.load(str(tmp_path))
     empty = loaded.serve(tf.constant([], tf.string))
     assert empty["probabilities"].shape == (0, 3) and empty["label"].shape == (0,)
+    # The signature feeds any shape through; anything but a vector is refused,
+    # never read as its first column.
+    signature = loaded.signatures["serving_default"]
+    for texts in (tf.constant([["a b", "c"], ["d", "e"]]), tf.constant("one text")):
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=r"texts_must_be_a_vector_of_strings|not compatible"):
+            signature(texts=texts)
 
 
 def test_label_count_must_match_model(tiny, tmp_path):

@@ -332,6 +332,25 @@ def test_predict_recipe_on_a_file_and_on_stdin(tmp_path):
     assert f"{records}:2: missing field(s) ['review']" in bad.stderr
     assert not (tmp_path / "bad.jsonl").exists()
 
+    # --output is the file standard input reads: refused, the file untouched.
+    plain = tmp_path / "texts.txt"
+    plain.write_text("the film was good\n")
+    with open(plain) as stdin_file:
+        same = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "recipes", "predict.py"),
+             f"--model={tmp_path / 'model'}", "--input=-", f"--output={plain}"],
+            stdin=stdin_file, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert same.returncode == 1 and "is the input file (standard input" in same.stderr
+    assert plain.read_text() == "the film was good\n"
+    # The training's empty-text rule: invisible characters only is empty.
+    plain.write_text("fine\n\u200b\u200d\n")
+    blank = run_recipe("predict.py", f"--model={tmp_path / 'model'}", f"--input={plain}",
+                       f"--output={tmp_path / 'blank.jsonl'}")
+    assert blank.returncode == 1 and f"{plain}:2: empty text (only invisible" in blank.stderr
+    kept = run_recipe("predict.py", f"--model={tmp_path / 'model'}", f"--input={plain}",
+                      "--empty_text=keep", f"--output={tmp_path / 'blank.jsonl'}")
+    assert kept.returncode == 0 and len((tmp_path / "blank.jsonl").read_text().splitlines()) == 2
+
 
 @pytest.mark.slow
 def test_quiet_start_leaves_the_runtime_unstarted_for_multi_worker():

@@ -1,5 +1,7 @@
 """How much of a text collection a tokenizer's vocabulary covers."""
 
+import unicodedata
+
 import numpy as np
 import tensorflow as tf
 
@@ -67,3 +69,20 @@ def texts_without_word_pieces(tokenizer, texts):
         return []
     pieces = tokenizer(tf.constant([texts[i] for i in candidates]))
     return [i for i, row in zip(candidates, _rows(pieces)) if np.size(row) == 0]
+
+
+def is_blank_text(text):
+    """Whether BERT's text cleaning leaves nothing of `text`: it holds only
+    whitespace, control and format characters (zero-width spaces and
+    joiners, byte-order marks), which the tokenizer drops.
+
+    The tokenizer-free test of `texts_without_word_pieces`, for streams
+    read before any model is at hand (`kerasbert.prediction`).
+
+    Example:
+    ```python
+    kerasbert.text.vocabulary_coverage.is_blank_text("\\u200b \\ufeff")  # True
+    ```
+    """
+    return all(char.isspace() or unicodedata.category(char) in ("Cc", "Cf")
+               or char == "\ufffd" for char in text)
