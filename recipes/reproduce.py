@@ -268,6 +268,10 @@ def main(_):
                      fractions=tuple(fractions), examples_per_class=tuple(examples_per_class),
                      pretraining_steps=FLAGS.pretrain_steps,
                      checkpoint_every=FLAGS.checkpoint_every)
+    if grid == "table7" and not FLAGS.multitask_datasets:
+        raise app.UsageError(
+            "--table=7 trains several tasks together: name the other tasks with "
+            "--multitask_datasets=NAME_OR_SPEC[,...].")
     datasets = [FLAGS.dataset] + (FLAGS.multitask_datasets if grid == "table7" else [])
     splits, corpora = {}, {}
     for dataset in datasets:

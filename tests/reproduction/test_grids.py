@@ -282,6 +282,7 @@ def test_reproduce_runs_a_grid_over_seeds_resumes_and_reports(tmp_path):
     (["--figure=3", "--pretrain_steps=250", "--checkpoint_every=100"], "multiple of"),
     (["--figure=4", "--examples_per_class=50"], "Class 'ABBR' of .* has 2 examples"),
     (["--figure=4", "--fractions=0.5", "--min_train_steps=-3"], "min_train_steps must be 0"),
+    (["--table=7"], "name the other tasks with --multitask_datasets"),
 ])
 def test_reproduce_refuses_nonsense_flags_in_one_line(tmp_path, flags, message):
     data = _write_task(tmp_path / "data", _trec_lines(), 40, 10)
