@@ -6,26 +6,110 @@ failure then prints one line, `RECIPE: error: MESSAGE`, and exits with
 status 1; `--traceback` (or the environment variable `KERASBERT_TRACEBACK=1`)
 shows the Python traceback instead.
 
-Importing it starts TensorFlow quietly: the C++ start-up lines a CPU machine
-prints (oneDNN notices, "Could not find cuda drivers", "failed call to
-cuInit", CPU feature notes) and TensorFlow's INFO lines about SavedModel and
-checkpoint internals are held back; `--verbosity=1` (absl's flag) shows them.
+Importing it keeps TensorFlow's known noise off the console for the whole
+run: the C++ lines a CPU machine prints at start-up (oneDNN notices, "Could
+not find cuda drivers", "failed call to cuInit", CPU feature notes) and
+later (oneDNN's "supports DT_INT64 only on platforms with AVX-512"), and
+TensorFlow's INFO lines about SavedModel and checkpoint internals. Every
+other line, C++ errors included, reaches the console; `--verbosity=1`
+(absl's flag) shows everything.
+
+The C++ runtime writes to file descriptor 2 whenever it likes, so the
+filter sits there: stderr becomes a pipe read by a small process of its
+own (this file run as a script), which copies every line that is not known
+noise to the real stderr. Being a process, not a thread, it still passes on
+the last lines of a run that aborts (a fatal `F…` log line, a crash dump).
 """
 
+import atexit
 import logging
 import os
 import re
+import select
+import signal
+import subprocess
 import sys
-import tempfile
 
-# Start-up noise of TensorFlow's C++ runtime on a machine without a GPU.
-START_UP_NOISE = re.compile(
-    r"absl::InitializeLog|cudart_stub|cuda_(driver|executor|diagnostics|dnn|fft|blas)|"
-    r"cuInit|Could not find cuda|cpu_feature_guard|This TensorFlow binary is optimized|"
-    r"rebuild TensorFlow with the appropriate compiler flags|oneDNN custom operations|"
-    r"TF_ENABLE_ONEDNN_OPTS|Unable to register cu(DNN|FFT|BLAS) factory|"
-    r"computation placer already registered|AVX2 FMA|TensorRT"
+# An INFO, WARNING or ERROR line of TensorFlow's C++ logging (a FATAL one is
+# never noise): `E0000 00:00:1796445820.436328  17872 util.cc:131] …`
+# (absl), or `2024-01-31 12:00:00.000000: E tensorflow/…/x.cc:45] …`.
+CPP_LOG_LINE = re.compile(
+    rb"^([IWE]\d{4} \d+:\d+:[\d.]+\s+\d+ |\d{4}-\d\d-\d\d \d\d:\d\d:[\d.]+: [IWE] )"
+    rb"\S+:\d+\] "
 )
+# Known noise of the C++ runtime on a machine without a GPU (or AVX-512),
+# dropped only from lines of C++ logging.
+RUNTIME_NOISE = re.compile(
+    rb"absl::InitializeLog|cudart_stub|cuda_(driver|executor|diagnostics|dnn|fft|blas|platform)|"
+    rb"cuInit|Could not find cuda|cpu_feature_guard|This TensorFlow binary is optimized|"
+    rb"oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS|"
+    rb"oneDNN supports DT_INT64 only on platforms with AVX-512|"
+    rb"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
+    rb"TensorRT"
+)
+# Noise printed without the C++ prefix: the line before absl logging starts,
+# and the second line of the CPU feature note.
+UNPREFIXED_NOISE = re.compile(
+    rb"^WARNING: All log messages before absl::InitializeLog\(\) is called|"
+    rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate"
+)
+# A line begun but not ended for this long (a progress display) is passed on
+# as it comes: C++ log lines arrive whole.
+PARTIAL_LINE_SECONDS = 0.2
+
+
+def is_noise(line):
+    """Whether `line` (bytes) is known noise of TensorFlow's C++ runtime."""
+    return bool(
+        (CPP_LOG_LINE.match(line) and RUNTIME_NOISE.search(line)) or UNPREFIXED_NOISE.match(line)
+    )
+
+
+def _copy_without_noise(source, target):
+    """Copy `source` to `target` (file descriptors) until end of file,
+    dropping noise lines. Reading goes on if `target` closes, so that the
+    writer never meets a broken pipe."""
+    held = b""  # the start of a line, kept until its end decides
+    passing = False  # the current line is being passed on as it comes
+
+    def write(data):
+        nonlocal target
+        if target is not None:
+            try:
+                os.write(target, data)
+            except OSError:
+                target = None
+
+    while True:
+        ready, _, _ = select.select([source], [], [], None if not held else PARTIAL_LINE_SECONDS)
+        if not ready:  # a partial line sat too long: pass it on
+            write(held)
+            held, passing = b"", True
+            continue
+        data = os.read(source, 65536)
+        if not data:
+            if held and not is_noise(held):
+                write(held)
+            return
+        for line in re.findall(rb"[^\n]*\n|[^\n]+", data):
+            ended = line.endswith(b"\n")
+            if passing:
+                write(line)
+                passing = not ended
+                continue
+            held += line
+            if ended:
+                if not is_noise(held):
+                    write(held)
+                held = b""
+
+
+if __name__ == "__main__":  # the filter's own process (see `_filter_console`)
+    # Ctrl-C reaches the whole process group; the filter outlives the recipe
+    # to pass on what it prints when interrupted.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _copy_without_noise(sys.stdin.fileno(), sys.stdout.fileno())
+    sys.exit(0)
 
 
 def _verbose_requested(argv):
@@ -44,32 +128,54 @@ def _verbose_requested(argv):
     return False
 
 
+def _filter_console():
+    """Route file descriptor 2 through the noise filter for the rest of the
+    process's life (and its children's, which inherit it)."""
+    try:
+        console = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep quiet
+        return
+    read_end, write_end = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-S", os.path.abspath(__file__)],
+            stdin=read_end, stdout=console, stderr=console,
+        )
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        os.close(console)
+        return
+    os.close(read_end)
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    owner = os.getpid()
+
+    def restore():
+        # At exit: let the filter drain and finish before the shell's prompt
+        # comes back; anything printed after this goes straight through.
+        if os.getpid() != owner:  # a forked child exiting normally
+            return
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(console, 2)
+        os.close(console)
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pass  # a child of the recipe still holds the pipe: it ends with it
+
+    atexit.register(restore)
+
+
 VERBOSE = _verbose_requested(sys.argv)
 if not VERBOSE:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _start_tensorflow_quietly():
-    """Import TensorFlow and list its devices with stderr held back, then
-    pass on every line that is not known start-up noise (also when the
-    import fails). The runtime itself is not started: multi-worker
-    strategies must configure collective ops before it is."""
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
-        sys.stderr.flush()
-        os.dup2(held.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode("utf-8", "replace").splitlines():
-                if line.strip() and not START_UP_NOISE.search(line):
-                    print(line, file=sys.stderr)
+    _filter_console()
     # SavedModel and checkpoint internals log at INFO through this logger.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
@@ -82,9 +188,6 @@ class _WithoutTensorFlowInfo(logging.Filter):
     def filter(self, record):
         return record.levelno > logging.INFO or f"{os.sep}tensorflow{os.sep}" not in record.pathname
 
-
-if not VERBOSE:
-    _start_tensorflow_quietly()
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

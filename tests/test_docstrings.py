@@ -13,6 +13,7 @@ from kerasbert.data import corpus
 from kerasbert.reproduction import charts
 from kerasbert.reproduction import grids
 from kerasbert.reproduction import reports
+from kerasbert.reproduction import results
 from kerasbert.reproduction import statistics
 
 PUBLIC = {
@@ -26,6 +27,7 @@ PUBLIC = {
     "kerasbert.reproduction.grids": grids,
     "kerasbert.reproduction.charts": charts,
     "kerasbert.reproduction.reports": reports,
+    "kerasbert.reproduction.results": results,
     "kerasbert.reproduction.statistics": statistics,
 }
 EXAMPLE = re.compile(r"```python\n(.*?)```", re.S)

@@ -365,6 +365,36 @@ def test_quiet_start_leaves_the_runtime_unstarted_for_multi_worker():
     assert "cuda" not in result.stderr.lower()
 
 
+# Lines TensorFlow's C++ runtime prints on a CPU machine, at start-up and later.
+RUNTIME_NOISE = [
+    "E0000 00:00:1796445820.436328   17872 util.cc:131] oneDNN supports DT_INT64 only on "
+    "platforms with AVX-512. Falling back to the default Eigen-based implementation if present.",
+    "2026-01-31 12:00:00.000000: E external/local_xla/xla/stream_executor/cuda/"
+    "cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)",
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbosity", [[], ["--verbosity=1"]], ids=["default", "verbose"])
+def test_runtime_noise_stays_off_the_console_for_the_whole_run(verbosity):
+    # Written to file descriptor 2 after start-up, as the C++ runtime does;
+    # a real error, Python's own lines and a fatal line before an abort get through.
+    lines = RUNTIME_NOISE + ["E0000 00:00:1796445821.5   17872 op_kernel.cc:1] real failure"]
+    code = (f"import os, sys; sys.argv = ['x'] + {verbosity!r}; import recipe_main; "
+            f"[os.write(2, (line + '\\n').encode()) for line in {lines!r}]; "
+            "print('from python', file=sys.stderr, flush=True); "
+            "os.write(2, b'F0000 00:00:1796445822.1   17872 cuda_driver.cc:9] fatal: cuInit\\n'); "
+            "os.abort()")
+    result = subprocess.run([sys.executable, "-c", code], cwd=os.path.join(ROOT, "recipes"),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == -signal.SIGABRT
+    shown = result.stderr.splitlines()
+    assert shown[-3:] == [lines[-1], "from python", "F0000 00:00:1796445822.1   17872 "
+                          "cuda_driver.cc:9] fatal: cuInit"], result.stderr
+    assert shown[:-3] == ([] if not verbosity else RUNTIME_NOISE), result.stderr
+
+
 @pytest.mark.slow
 def test_finetune_from_run_repeats_the_recorded_settings_and_data(tmp_path):
     small = trec_subset(tmp_path / "small", 80, 20)

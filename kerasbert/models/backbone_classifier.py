@@ -45,6 +45,16 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
                 f"`num_classes` must be an integer of at least 2. Received: {num_classes!r}"
             )
 
+    def check_one_sequence_per_text(self, preprocessor):
+        """Raise unless `preprocessor` gives one sequence per text (a head
+        on unsegmented inputs; `SegmentPoolingClassifier` reads segments)."""
+        if preprocessor is not None and preprocessor.segmented:
+            raise ValueError(
+                f"`{type(self).__name__}` reads one sequence per text; for "
+                '`truncation="segments"` use `SegmentPoolingClassifier`. Received: a '
+                f"preprocessor with truncation={preprocessor.truncation!r}"
+            )
+
     @staticmethod
     def resolve_num_classes(num_classes, label_names):
         """`num_classes` from the arguments, checked against `label_names`."""

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
 from kerasbert.utils import arguments
+from kerasbert.utils.files import read_json
 
 TASK_CONFIG_FILE = "task.json"
 
@@ -219,8 +220,10 @@ class BackboneTask:
                 f"saved; it takes no {', '.join(rebuilt)}. To build a new model on its "
                 "backbone, load the backbone with kerasbert.load_backbone."
             )
-        return keras_hub.models.Task.from_preset.__func__(
-            saved, preset, load_weights=load_weights, **kwargs
+        # keras-hub's own `from_preset` (the next one after this mixin's in
+        # the saved class's MRO) restores the whole task from its task.json.
+        return super(BackboneTask, saved).from_preset(
+            preset, load_weights=load_weights, **kwargs
         )
 
 
@@ -229,7 +232,7 @@ def saved_task_class(preset):
     other spec (a backbone-only preset, a HuggingFace checkpoint, a name)."""
     if not isinstance(preset, str) or not os.path.isfile(os.path.join(preset, TASK_CONFIG_FILE)):
         return None
-    config = keras_hub.src.utils.preset_utils.load_json(preset, TASK_CONFIG_FILE)
+    config = read_json(os.path.join(preset, TASK_CONFIG_FILE))
     try:
         cls = keras.saving.get_registered_object(config["registered_name"])
     except (KeyError, TypeError):

@@ -64,11 +64,7 @@ class FeatureBiLSTMClassifier(BackboneClassifier):
         num_classes = self.resolve_num_classes(num_classes, label_names)
         self.check_head_arguments(num_classes, "concat")
         (index,) = layer_selection.resolve_layers(layer, backbone.num_layers)
-        if preprocessor is not None and preprocessor.segmented:
-            raise ValueError(
-                "`FeatureBiLSTMClassifier` reads one sequence per text; its preprocessor "
-                'cannot use truncation="segments".'
-            )
+        self.check_one_sequence_per_text(preprocessor)
 
         # === Layers ===
         self.backbone = backbone

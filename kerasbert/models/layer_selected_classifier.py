@@ -71,11 +71,7 @@ class LayerSelectedClassifier(BackboneClassifier):
         num_classes = self.resolve_num_classes(num_classes, label_names)
         self.check_head_arguments(num_classes, combine)
 
-        if preprocessor is not None and preprocessor.segmented:
-            raise ValueError(
-                f"`{cls}` reads one sequence per text; for "
-                '`truncation="segments"` use `SegmentPoolingClassifier`.'
-            )
+        self.check_one_sequence_per_text(preprocessor)
 
         # === Layers ===
         self.backbone = backbone

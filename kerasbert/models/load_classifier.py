@@ -4,8 +4,7 @@
 import os
 
 from kerasbert.models.backbone_task import saved_task_class
-
-RUN_PRESET_DIR = "preset"
+from kerasbert.utils.run_layout import RUN_PRESET_DIR
 
 
 def load_classifier(path, **kwargs):

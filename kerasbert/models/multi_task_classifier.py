@@ -71,11 +71,7 @@ class MultiTaskClassifier(BackboneClassifier):
             self.check_head_arguments(num_classes, combine)
         indices = layer_selection.resolve_layers(layers, backbone.num_layers)
 
-        if preprocessor is not None and preprocessor.segmented:
-            raise ValueError(
-                f"`{cls}` reads one sequence per text; for "
-                '`truncation="segments"` use `SegmentPoolingClassifier`.'
-            )
+        self.check_one_sequence_per_text(preprocessor)
 
         # === Layers ===
         self.backbone = backbone

@@ -8,21 +8,20 @@ everything else (pooler, classification heads) is the top, depth L.
 
 Keras 3 optimizers take one learning rate, and scaling gradients instead does
 not work with Adam, which is invariant to gradient scale. So `LayerwiseDecay`
-derives, from any Keras optimizer class, a subclass whose `update_step` scales
-the learning rate per variable. The multipliers are computed in `build`, where
-the variables still carry their paths, and looked up in `update_step` by
-variable index, as Keras' own `Adam` finds its slots; this keeps
-`tf.distribute`, loss scaling and gradient clipping (all handled in `apply`)
-untouched.
+wraps any Keras optimizer and hands its `update_step` a learning rate scaled
+per variable. The multipliers are computed in `build`, where the variables
+still carry their paths, and looked up in `update_step` by variable index, as
+Keras' own `Adam` finds its slots; this keeps `tf.distribute`, loss scaling
+and gradient clipping (all handled in Keras' `apply`) untouched.
 """
 
 import re
 
+import keras
 from keras import ops
 
-from kerasbert.optimizers.derived import BUILTIN_OPTIMIZERS
-from kerasbert.optimizers.derived import derive
-from kerasbert.optimizers.derived import derived_class
+from kerasbert.optimizers.optimizer_wrapper import OptimizerWrapper
+from kerasbert.optimizers.optimizer_wrapper import wrapped_optimizers
 
 CONVENTIONS = ("paper", "official_code")
 # keras-hub BERT embedding variables: token_embedding/…, position_embedding/…,
@@ -127,36 +126,75 @@ def format_multiplier_table(table, base_learning_rate):
     return "\n".join(lines)
 
 
-class LayerwiseDecay:
-    """The base of every layer-wise-decay optimizer: per-variable
-    learning-rate multipliers for a Keras 3 optimizer.
+@keras.saving.register_keras_serializable(package="kerasbert")
+class LayerwiseDecay(OptimizerWrapper):
+    """Per-variable learning-rate multipliers for any Keras 3 optimizer.
 
-    Not built directly: `layerwise_decay(optimizer, ...)` returns an
-    optimizer of the derived class `Layerwise<OptimizerClass>`, so
-    `isinstance(optimizer, kerasbert.optimizers.LayerwiseDecay)` tells
-    whether an optimizer has layer-wise rates.
+    Wraps `inner_optimizer` (Adam, AdamW, SGD, `FusedAdam`, …) and gives each
+    variable at encoder depth d of an L-layer BERT the learning rate
+    `lr · ξ^(L − d)` (see `layerwise_multipliers`): the learning rate the
+    inner `update_step` receives is scaled, not the gradient, so the
+    scaling holds for scale-invariant optimizers like Adam too. Learning
+    rate or schedule, betas, clipping and the step count stay the inner
+    optimizer's; `isinstance(optimizer, LayerwiseDecay)` tells whether an
+    optimizer has layer-wise rates. `layerwise_decay` is the same call.
 
-    Decoupled weight decay (the optimizer's `weight_decay`) is applied per
-    variable with the same multiplier as its learning rate:
+    Decoupled weight decay (the inner optimizer's `weight_decay`) is applied
+    per variable with the same multiplier as its learning rate:
     `v ← v − v · weight_decay · η · ξ^(L − d)`, before the update step, as
     Keras does for the global rate. Variables matching a regex of
     `weight_decay_exclusions` (for BERT's practice, `LAYER_NORM_AND_BIAS`), or
     excluded with `exclude_from_weight_decay`, are not decayed.
+
+    Under `LazyUpdates` (`LazyUpdates(LayerwiseDecay(...))`) a lazy variable
+    skips its weight decay along with its update on steps without a
+    gradient; inside it (`LayerwiseDecay(LazyUpdates(...))`) it is decayed
+    on every step.
+
+    Args:
+        inner_optimizer: `keras.optimizers.Optimizer`. The optimizer to
+            wrap, not yet built.
+        decay: float. ξ, in (0, 1]. Defaults to `0.95`, the paper's best.
+        convention: str. `"paper"`: embeddings continue the decay (ξ^L);
+            `"official_code"`: embeddings, pooler and heads at the base rate.
+            Defaults to `"paper"`.
+        multipliers: dict or None. {variable-path regex: multiplier}
+            overrides; the first match wins. Defaults to `None`.
+        num_layers: int or None. L; inferred from the variable paths when
+            `None`. Defaults to `None`.
+        weight_decay_exclusions: list of str or None. Regexes of variable
+            paths kept out of weight decay, e.g. `LAYER_NORM_AND_BIAS`.
+            Defaults to `None`.
+        name: str or None. The wrapper's name.
+
+    Examples:
+    ```python
+    backbone, _ = kerasbert.load_backbone("tiny")
+    model = kerasbert.LayerSelectedClassifier(backbone, num_classes=2)
+    optimizer = kerasbert.LayerwiseDecay(keras.optimizers.SGD(0.1), decay=0.5)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    optimizer.inner_optimizer  # the SGD, whose update rule runs
+    ```
+
+    References:
+    - [Sun et al., 2019](https://arxiv.org/abs/1905.05583), §4.3 and Table 4.
     """
 
     def __init__(
         self,
-        *args,
+        inner_optimizer,
         decay=0.95,
         convention="paper",
         multipliers=None,
         num_layers=None,
         weight_decay_exclusions=None,
-        **kwargs,
+        name=None,
     ):
-        super().__init__(*args, **kwargs)
         # Fail on bad arguments now rather than at the first step.
         multipliers_for_paths([], decay, convention, multipliers, num_layers)
+        if any(isinstance(o, LayerwiseDecay) for o in wrapped_optimizers(inner_optimizer)):
+            raise ValueError("`inner_optimizer` already has layer-wise learning rates.")
+        super().__init__(inner_optimizer, name=name)
         self.decay = decay
         self.convention = convention
         self.multipliers = dict(multipliers) if multipliers else None
@@ -190,7 +228,7 @@ class LayerwiseDecay:
         if self._variable_decays_weight[index]:
             weight_decay = ops.cast(self.weight_decay, variable.dtype)
             variable.assign(variable - variable * weight_decay * learning_rate)
-        super().update_step(gradient, variable, learning_rate)
+        self.inner_optimizer.update_step(gradient, variable, learning_rate)
 
     def get_config(self):
         config = super().get_config()
@@ -206,17 +244,6 @@ class LayerwiseDecay:
         return config
 
 
-def layerwise_class(optimizer_class):
-    """The layer-wise-decay subclass of a Keras optimizer class.
-
-    Registered for Keras serialization as `kerasbert>Layerwise<ClassName>`.
-    The subclasses of Keras' built-in optimizers exist as soon as kerasbert
-    is imported, so saved models that use them load; for a custom optimizer
-    class, call this (or `layerwise_decay`) once before loading.
-    """
-    return derived_class(LayerwiseDecay, optimizer_class, "Layerwise")
-
-
 def layerwise_decay(
     optimizer,
     decay=0.95,
@@ -227,12 +254,12 @@ def layerwise_decay(
 ):
     """Give any Keras 3 optimizer layer-wise decreasing learning rates.
 
-    Returns a new optimizer of the same class and configuration (learning
-    rate or schedule, betas, weight decay, clipping…) in which a variable at
-    encoder depth d of an L-layer BERT trains at `lr · ξ^(L − d)`: the top
-    transformer layer and the head at `lr`, each layer below at ξ times the
-    one above (Sun et al. 2019, eq. 4). See `layerwise_multipliers` for the
-    table it uses.
+    Wraps `optimizer` in a `LayerwiseDecay`, which keeps its configuration
+    (learning rate or schedule, betas, weight decay, clipping…) and update
+    rule and in which a variable at encoder depth d of an L-layer BERT
+    trains at `lr · ξ^(L − d)`: the top transformer layer and the head at
+    `lr`, each layer below at ξ times the one above (Sun et al. 2019, eq. 4).
+    See `layerwise_multipliers` for the table it uses.
 
     Args:
         optimizer: a `keras.optimizers.Optimizer` instance (AdamW, Adam,
@@ -248,7 +275,7 @@ def layerwise_decay(
             Decoupled weight decay is scaled by each variable's multiplier.
 
     Returns:
-        An optimizer instance of class `Layerwise<OptimizerClass>`.
+        A `LayerwiseDecay` wrapping `optimizer` (which is not copied).
 
     Examples:
     ```python
@@ -261,17 +288,11 @@ def layerwise_decay(
     References:
     - [Sun et al., 2019](https://arxiv.org/abs/1905.05583), §4.3 and Table 4.
     """
-    return derive(
+    return LayerwiseDecay(
         optimizer,
-        LayerwiseDecay,
-        "Layerwise",
         decay=decay,
         convention=convention,
         multipliers=multipliers,
         num_layers=num_layers,
         weight_decay_exclusions=weight_decay_exclusions,
     )
-
-
-for _optimizer_class in BUILTIN_OPTIMIZERS:
-    layerwise_class(_optimizer_class)

@@ -3,7 +3,9 @@
 import os
 
 from kerasbert.reproduction import statistics
-from kerasbert.training.run_directory import atomic_path
+from kerasbert.reproduction.results import ROW_NAMES
+from kerasbert.reproduction.results import seed_errors
+from kerasbert.utils.files import atomic_path
 
 
 def write_charts(grid, results, task, output_dir):
@@ -37,8 +39,6 @@ def write_charts(grid, results, task, output_dir):
     # ['error_vs_pretraining_steps.png', 'training_curves.png']
     ```
     """
-    from kerasbert.reproduction.reports import ROW_NAMES, seed_errors
-
     import matplotlib
 
     matplotlib.use("Agg")

@@ -27,7 +27,7 @@ from kerasbert.training.fine_tuning import fine_tune
 from kerasbert.training.multitask import multitask_fine_tune
 from kerasbert.training.pretraining import further_pretrain
 from kerasbert.training.pretraining import snapshot_path
-from kerasbert.training.run_directory import atomic_path
+from kerasbert.utils.files import atomic_path
 
 # fine_tune's own defaults, which a cell's epoch count starts from.
 FINE_TUNE_DEFAULTS = FineTuneConfig()

@@ -14,7 +14,10 @@ import os
 from kerasbert.reproduction import grids
 from kerasbert.reproduction import statistics
 from kerasbert.reproduction.charts import write_charts
-from kerasbert.training.run_directory import atomic_path
+from kerasbert.reproduction.results import ROW_NAMES
+from kerasbert.reproduction.results import error_of
+from kerasbert.reproduction.results import seed_errors
+from kerasbert.utils.files import atomic_path
 
 # The paper's IMDb test errors (%) of Tables 2–4, BERT-base (../shared/PAPER.md).
 PAPER_IMDB = {
@@ -48,9 +51,6 @@ PAPER_BY_DATASET = {
                 "mfit_fit": 0.68, "cdpt_mfit_fit": 0.67},
     "sogou": {"feat": 2.50, "fit": 2.43, "itpt_fit": 1.93},
 }
-ROW_NAMES = {"feat": "BERT-Feat", "fit": "BERT-FiT", "itpt_fit": "BERT-ITPT-FiT",
-             "idpt_fit": "BERT-IDPT-FiT", "cdpt_fit": "BERT-CDPT-FiT",
-             "mfit_fit": "BERT-MFiT-FiT", "cdpt_mfit_fit": "BERT-CDPT-MFiT-FiT"}
 # The paper's Figure 4 gives one pair of numbers: 0.4 % of IMDb's training set.
 PAPER_FIGURE4_IMDB = {"fit_frac0.004": 17.26, "itpt_fit_frac0.004": 9.23}
 TITLES = {"table2": "long-text strategies", "table3": "features of each layer",
@@ -62,12 +62,6 @@ TITLES = {"table2": "long-text strategies", "table3": "features of each layer",
           "figure4": "few-shot: BERT-FiT against BERT-ITPT-FiT"}
 
 
-def error_of(metrics):
-    """`(split, error %)` of a run: its test error, else its validation error."""
-    split = "test" if "test" in metrics else "validation"
-    return split, 100 * metrics[split]["error"]
-
-
 def paper_errors(grid, dataset):
     """The paper's figures for `grid`'s cells on `dataset`, or `{}`."""
     kind, number = grids.parse_grid(grid)
@@ -76,21 +70,6 @@ def paper_errors(grid, dataset):
     if number in PAPER_IMDB:
         return PAPER_IMDB[number]
     return PAPER_BY_DATASET.get(dataset, {})
-
-
-def seed_errors(results, task):
-    """`({cell name: [error % per seed]}, split)` of a grid's results for `task`.
-
-    Args:
-        results: `{seed: run_grid's list}`.
-        task: str. The task's name.
-    """
-    errors, split = {}, None
-    for per_seed in results.values():
-        for cell, per_task in per_seed:
-            split, error = error_of(per_task[task])
-            errors.setdefault(cell.name, []).append(error)
-    return errors, split
 
 
 def compare_with_baselines(results, task, resamples=10_000):

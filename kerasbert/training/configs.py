@@ -28,6 +28,7 @@ from kerasbert.optimizers.layerwise import CONVENTIONS
 from kerasbert.optimizers.paper_optimizer import SCHEDULES
 from kerasbert.text import packing
 from kerasbert.training import settings as s
+from kerasbert.training.distribute import DEFAULT_CLUSTER_TIMEOUT
 from kerasbert.training.distribute import STRATEGIES
 from kerasbert.training.precision import PRECISIONS
 from kerasbert.training.settings import Settings
@@ -104,6 +105,10 @@ class RuntimeSettings(Settings):
                             choices=STRATEGIES, changes_result=False)  # fingerprinted by replicas
     tpu: str | None = setting(None, "TPU name or grpc:// address for --strategy=tpu.",
                               changes_result=False)
+    cluster_timeout: float = setting(
+        DEFAULT_CLUSTER_TIMEOUT, "Under --strategy=multi_worker: seconds to wait for every "
+        "worker to join before failing with the names of those that did not.",
+        check=s.positive_number, changes_result=False)
     mixed_precision: str | None = setting(
         None, "16-bit compute with float32 weights (float16 with loss scaling); classifier "
         "heads, softmax and losses stay float32. On a CPU, mixed_bfloat16 pays only with "

@@ -1,11 +1,67 @@
 """tf.distribute strategies from a name, as recipes' `--strategy` flag."""
 
+import json
+import os
+import socket
+import sys
+import threading
+
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+# Seconds a multi-worker job waits for every worker to join before it fails.
+DEFAULT_CLUSTER_TIMEOUT = 600
 
 
-def make_strategy(name="default", tpu=None):
+class ClusterTimeout:
+    """Ends this process with a one-line error unless `disarm()` is called
+    within `seconds`: TensorFlow itself waits for a missing worker for
+    hours. The message names the workers whose address accepts no
+    connection (those that never started)."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def disarm(self):
+        self._done.set()
+
+    def _watch(self):
+        if self._done.wait(self.seconds):
+            return
+        missing = [f"{job} {index} ({address})" for job, index, address in _cluster_tasks()
+                   if not _accepts_connections(address)]
+        print(f"{os.path.basename(sys.argv[0]) or 'kerasbert'}: error: the multi-worker "
+              f"cluster did not form within {self.seconds:g} s (--cluster_timeout); "
+              + (f"no answer from {', '.join(missing)}." if missing else
+                 "every worker answers, but not all joined."), file=sys.stderr, flush=True)
+        os._exit(1)
+
+
+def _cluster_tasks():
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    except ValueError:
+        return []
+    this = config.get("task", {})
+    return [(job, index, address)
+            for job, addresses in config.get("cluster", {}).items()
+            for index, address in enumerate(addresses)
+            if (job, index) != (this.get("type"), this.get("index"))]
+
+
+def _accepts_connections(address):
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def make_strategy(name="default", tpu=None, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT):
     """A `tf.distribute.Strategy` for `name`.
 
     - `"default"`: the default (no-op) strategy: one device.
@@ -20,13 +76,21 @@ def make_strategy(name="default", tpu=None):
     Build models and optimizers inside `strategy.scope()`; `TrainingLoop`
     distributes `tf.data` input across replicas. Batch sizes given to
     kerasbert are global: each replica gets `batch_size / num_replicas`.
+
+    Under `"multi_worker"` every worker must join within `cluster_timeout`
+    seconds (checked by a first all-reduce); otherwise the process exits
+    with a one-line error naming the workers that never answered.
     """
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        watch = ClusterTimeout(cluster_timeout)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        barrier(strategy)  # returns once every worker has joined
+        watch.disarm()
+        return strategy
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "local")
         tf.config.experimental_connect_to_cluster(resolver)

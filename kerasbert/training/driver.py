@@ -14,7 +14,7 @@ def strategy_for(config, strategy=None):
         return strategy
     if config.strategy == "default":
         return tf.distribute.get_strategy()
-    return make_strategy(config.strategy, config.tpu)
+    return make_strategy(config.strategy, config.tpu, config.cluster_timeout)
 
 
 def run_experiment(experiment, output_dir, *, strategy=None, callbacks=None):
@@ -50,6 +50,8 @@ def run_experiment(experiment, output_dir, *, strategy=None, callbacks=None):
         model = run.build(experiment.build_model, experiment.build_optimizer,
                           experiment.mixed_precision())
         experiment.check_model(model)
+        # Every check passed: only now may `overwrite` clear an older run.
+        run.directory.begin()
         loop_options = dict(experiment.loop_options())
         if config.steps_per_loop is not None:
             loop_options["steps_per_loop"] = config.steps_per_loop

@@ -14,7 +14,6 @@ from kerasbert.models.backbone_classifier import BackboneClassifier
 from kerasbert.models.build_classifier import build_classifier
 from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
 from kerasbert.models.layer_selected_classifier import LayerSelectedClassifier
-from kerasbert.models.load_classifier import RUN_PRESET_DIR
 from kerasbert.models.segment_pooling_classifier import SegmentPoolingClassifier
 from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
@@ -28,6 +27,7 @@ from kerasbert.training.fingerprint import array_identity
 from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
 from kerasbert.utils import arguments
+from kerasbert.utils.run_layout import RUN_PRESET_DIR
 
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
 UNKNOWN_RATE_WARNING = 0.05
@@ -301,7 +301,7 @@ class FineTuneExperiment(Experiment):
         if self.config.export and not directory.done("exported"):
             with directory.atomic("saved_model") as path:
                 export_serving(model, model.preprocessor, path, self.train.label_names)
-            directory.finish("exported")
+            directory.finish("exported", files=["saved_model"])
 
         history = trained["history"]
         for epoch in history:

@@ -51,7 +51,9 @@ def path_identity(path):
 def strategy_name(strategy):
     """A `tf.distribute.Strategy` as the recipes' name and its replica count,
     e.g. `"multi_worker x2"`; `"default"` for one device."""
-    if strategy is None or type(strategy).__name__ == "_DefaultDistributionStrategy":
+    # Outside every scope `get_strategy()` is the default (one-device) strategy.
+    if strategy is None or (not tf.distribute.has_strategy()
+                            and strategy is tf.distribute.get_strategy()):
         return "default"
     names = ((tf.distribute.MultiWorkerMirroredStrategy, "multi_worker"),
              (tf.distribute.MirroredStrategy, "mirrored"), (tf.distribute.TPUStrategy, "tpu"))

@@ -232,7 +232,7 @@ class MultiTaskExperiment(Experiment):
                 with directory.atomic(f"saved_model_{name}") as path:
                     export_serving(self.model.task_model(name), self.preprocessors[name], path,
                                    task.train.label_names)
-                directory.finish(f"exported_{name}")
+                directory.finish(f"exported_{name}", files=[f"saved_model_{name}"])
         run.save_preset("saved_preset", "shared_backbone", self.backbone, self.tokenizer)
         barrier(run.strategy)  # the chief's shared_backbone is complete before workers read it
         finetuned = {}

@@ -16,8 +16,8 @@ from kerasbert.training.configs import PretrainConfig
 from kerasbert.training.driver import run_experiment
 from kerasbert.training.experiment import Experiment
 from kerasbert.training.fingerprint import path_identity
-from kerasbert.training.run_directory import atomic_path
 from kerasbert.utils import arguments
+from kerasbert.utils.files import atomic_path
 
 def masked_lm_inputs(
     tokenizer,

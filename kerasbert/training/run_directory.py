@@ -3,10 +3,11 @@
 Every kerasbert run (fine-tuning, further pre-training, multi-task, each
 cell of a grid) writes into one directory owned by a `RunDirectory`:
 
-- a lock (`.lock`, an exclusive `flock`): a second process on the same
-  directory fails at once with the holder's pid, host and command. The
-  kernel drops the lock when its process dies, so the lock of a killed run
-  is taken over without any clean-up;
+- a lock (an exclusive `flock` on the directory itself; `.lock` names the
+  holder): a second process on the same directory fails at once with the
+  holder's pid, host and command, even if `.lock` was deleted. The kernel
+  drops the lock when its process dies, so the lock of a killed run is
+  taken over without any clean-up;
 - a fingerprint (`run.json`): every setting that changes the result and
   the identity of the data. The same settings again resume or finish the
   run; other settings are refused with the list of differences, unless
@@ -14,16 +15,15 @@ cell of a grid) writes into one directory owned by a `RunDirectory`:
 - stages (`run.json["stages"]`): what is finished (training, test,
   saving, export, `metrics.json`) with the figures each produced, so a
   rerun does only the missing stages and never repeats finished training;
-- atomic writes: every file and directory is written under a temporary
-  `.partial-NAME` and renamed into place, so a kill leaves either the old
-  or the new version, never half of one.
+- atomic writes (`kerasbert.utils.files`): every file and directory is
+  written under a temporary `.partial-NAME` and renamed into place, so a
+  kill leaves either the old or the new version, never half of one.
 """
 
-import contextlib
 import datetime
 import fcntl
+import fnmatch
 import json
-import math
 import os
 import shutil
 import socket
@@ -32,77 +32,29 @@ import tempfile
 
 from absl import logging
 
+from kerasbert.utils.files import PARTIAL_PREFIX
+from kerasbert.utils.files import atomic_path
+from kerasbert.utils.files import finite_json
+from kerasbert.utils.files import read_json
+from kerasbert.utils.files import remove_path
+from kerasbert.utils.files import write_json
+
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
-PARTIAL_PREFIX = ".partial-"
 # The settings key naming the layout of a run directory's files (checkpoints,
 # stages); a directory of another format is refused, never resumed.
 RUN_FORMAT_KEY = "run_format"
+# What kerasbert runs write into a run directory (patterns): `--overwrite`
+# clears a directory only if it holds nothing else.
+RUN_FILES = (
+    RUN_FILE, LOCK_FILE, f"{PARTIAL_PREFIX}*", "metrics.json", "history.csv", "logs",
+    "checkpoints", "preset", "saved_model", "saved_model_*", "joint", "finetuned_*",
+    "shared_backbone", "backbone", "snapshots",
+)
 
 
 class RunDirectoryError(RuntimeError):
     """A run directory is locked, or holds a run with other settings."""
-
-
-def finite_json(value):
-    """`value` with every non-finite float replaced by None (valid JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    return value
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it to `path` on success.
-
-    The temporary name keeps `path`'s suffix (`.keras`, `.weights.h5` …), so
-    writers that check suffixes accept it. An existing `path` (file or
-    directory) is replaced; on an exception the temporary is removed and
-    `path` is left as it was.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, PARTIAL_PREFIX + name)
-    _remove(partial)
-    try:
-        yield partial
-    except BaseException:
-        _remove(partial)
-        raise
-    if os.path.isfile(partial):
-        descriptor = os.open(partial, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)  # on disk before the name points at it
-        finally:
-            os.close(descriptor)
-    if os.path.isdir(partial) and os.path.exists(path):
-        _remove(path)  # a directory cannot be renamed over a non-empty one
-    os.replace(partial, path)
-
-
-def write_json(path, value):
-    """Write `value` as JSON to `path` atomically; non-finite floats become null."""
-    with atomic_path(path) as partial:
-        with open(partial, "w", encoding="utf-8") as file:
-            json.dump(finite_json(value), file, indent=2, allow_nan=False, default=str)
-            file.flush()
-            os.fsync(file.fileno())
-
-
-def read_json(path):
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
-
-
-def _remove(path):
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.remove(path)
 
 
 def _canonical(value):
@@ -171,7 +123,8 @@ class RunDirectory:
         self.overwrite = overwrite
         self.chief = chief
         self.record = None
-        self._lock_file = None
+        self._lock_descriptor = None
+        self._pending_clear = False
         self._created = False
         self._new_run = False
         self._scratch = None
@@ -201,27 +154,29 @@ class RunDirectory:
         return False
 
     def _lock(self):
-        lock_path = os.path.join(self.path, LOCK_FILE)
-        self._lock_file = open(lock_path, "a+", encoding="utf-8")
+        # The lock is held on the directory itself, which a run cannot lose:
+        # deleting `.lock` (it only tells who holds the lock) lets no second
+        # run in.
+        self._lock_descriptor = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self._lock_descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._lock_file.seek(0)
-            holder = self._lock_file.read().strip() or "another process"
-            self._lock_file.close()
-            self._lock_file = None
+            os.close(self._lock_descriptor)
+            self._lock_descriptor = None
+            try:
+                with open(os.path.join(self.path, LOCK_FILE), encoding="utf-8") as file:
+                    holder = file.read().strip() or "another process"
+            except OSError:
+                holder = "another process"
             raise RunDirectoryError(
                 f"output_dir {self.path} is in use by {holder}. Wait for that run to "
                 "finish or stop it, or choose another --output_dir."
             ) from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
         started = datetime.datetime.now().isoformat(timespec="seconds")
         command = " ".join(sys.argv)[:300]
-        self._lock_file.write(
-            f"process {os.getpid()} on {socket.gethostname()} (since {started}: {command})"
-        )
-        self._lock_file.flush()
+        with open(os.path.join(self.path, LOCK_FILE), "w", encoding="utf-8") as file:
+            file.write(
+                f"process {os.getpid()} on {socket.gethostname()} (since {started}: {command})")
 
     def _release(self, failed):
         if not self.chief:
@@ -232,11 +187,11 @@ class RunDirectory:
             if self._created:
                 shutil.rmtree(self.path, ignore_errors=True)
             else:
-                _remove(os.path.join(self.path, RUN_FILE))
-        if self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+                remove_path(os.path.join(self.path, RUN_FILE))
+        if self._lock_descriptor is not None:
+            fcntl.flock(self._lock_descriptor, fcntl.LOCK_UN)
+            os.close(self._lock_descriptor)
+            self._lock_descriptor = None
 
     def _has_progress(self):
         if self.record and self.record.get("stages"):
@@ -259,9 +214,19 @@ class RunDirectory:
                 self.record = self._new_record()
                 return
         if self.overwrite and not self._holds_this_run(run_file):
-            for name in os.listdir(self.path):
-                if name != LOCK_FILE:
-                    _remove(os.path.join(self.path, name))
+            foreign = self._foreign_files()
+            if foreign:
+                raise RunDirectoryError(
+                    f"output_dir {self.path} holds files that no kerasbert run writes "
+                    f"({', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}); "
+                    "--overwrite clears only run directories. Move them, or choose another "
+                    "--output_dir."
+                )
+            # Cleared only by `begin()`, once every check of the new run has
+            # passed: a refused run leaves the old one as it was.
+            self.record = self._new_record()
+            self._pending_clear = True
+            return
         elif os.path.exists(run_file):
             try:
                 record = read_json(run_file)
@@ -288,19 +253,58 @@ class RunDirectory:
                     "--output_dir."
                 )
             self.record = record
+            self._check_stage_files()
             return
         elif not self.chief:
             return
         elif any(not n.startswith(PARTIAL_PREFIX) and n != LOCK_FILE
                  for n in os.listdir(self.path)):
+            foreign = self._foreign_files()
             raise RunDirectoryError(
-                f"output_dir {self.path} is not empty and holds no {RUN_FILE}: it is not a "
-                "kerasbert run of this version. Pass --overwrite to clear it, or choose "
-                "another --output_dir."
+                f"output_dir {self.path} is not empty and holds no {RUN_FILE}: "
+                + (f"it holds other files ({', '.join(foreign[:5])}"
+                   f"{' …' if len(foreign) > 5 else ''}); choose another --output_dir."
+                   if foreign else "it is not a kerasbert run of this version. Pass "
+                   "--overwrite to clear it, or choose another --output_dir.")
             )
         self.record = self._new_record()
         write_json(run_file, self.record)
         self._new_run = True
+
+    def _foreign_files(self):
+        """Names in the directory that no kerasbert run writes."""
+        return sorted(name for name in os.listdir(self.path)
+                      if not any(fnmatch.fnmatch(name, own) for own in RUN_FILES))
+
+    def begin(self):
+        """Clear the run that `overwrite` replaces (chief only), once the new
+        run's checks have passed; a no-op otherwise. Call it before anything
+        is written into the directory."""
+        if not self._pending_clear:
+            return
+        self._pending_clear = False
+        if not self.chief:
+            return
+        for name in os.listdir(self.path):
+            if name != LOCK_FILE:
+                remove_path(os.path.join(self.path, name))
+        write_json(os.path.join(self.path, RUN_FILE), self.record)
+        self._new_run = True
+
+    def _check_stage_files(self):
+        # The ledger is checked against the files: a stage whose outputs
+        # were deleted is redone (and so is `metrics`, which reports it).
+        missing = {stage: [f for f in files if not os.path.exists(self.file(f))]
+                   for stage, files in self.record.get("files", {}).items()
+                   if stage in self.record["stages"]}
+        missing = {stage: files for stage, files in missing.items() if files}
+        if not missing:
+            return
+        for stage, files in sorted(missing.items()):
+            logging.warning("%s: %s of the finished stage %r is missing; redoing the stage.",
+                            self.path, ", ".join(files), stage)
+            del self.record["stages"][stage]
+        self.record["stages"].pop("metrics", None)
 
     def _holds_this_run(self, run_file):
         # `overwrite` clears only another run: the same settings resume.
@@ -321,9 +325,14 @@ class RunDirectory:
         """The figures `finish(stage, …)` recorded."""
         return self.record["stages"][stage]
 
-    def finish(self, stage, result=None):
-        """Record `stage` as finished, with its figures, atomically."""
+    def finish(self, stage, result=None, files=()):
+        """Record `stage` as finished, with its figures and the files it
+        wrote (relative paths: a rerun redoes the stage if one is missing),
+        atomically."""
+        self.begin()
         self.record["stages"][stage] = finite_json(result or {})
+        if files:
+            self.record.setdefault("files", {})[stage] = list(files)
         if self.chief:
             write_json(os.path.join(self.path, RUN_FILE), self.record)
 
@@ -341,12 +350,14 @@ class RunDirectory:
     def atomic(self, *parts):
         """`atomic_path` for `parts` inside the run directory (on a non-chief
         worker: inside its scratch directory)."""
+        self.begin()
         if not self.chief:
             return atomic_path(os.path.join(self._scratch, *parts))
         return atomic_path(self.file(*parts))
 
     def write_json(self, name, value):
         """Write `value` as `name` (chief only); return it as read back."""
+        self.begin()
         if self.chief:
             write_json(self.file(name), value)
         return _canonical(value)

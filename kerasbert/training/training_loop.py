@@ -3,43 +3,48 @@ epoch, logs, and step checkpoints that resume exactly.
 
 Keras' `fit` cannot resume in the middle of an epoch (its `BackupAndRestore`
 restarts the epoch, and the input order after a restart differs from the
-order an uninterrupted run sees), so kerasbert drives training itself in the
-TF Model Garden / Orbit pattern: `strategy.run` of one training step (the
-model's own `compute_loss`, `compute_metrics` and optimizer) inside a `tf.function`, over a deterministic input stream that
-is fast-forwarded to the checkpoint's step on resume. Losses, metrics, loss
-scaling and the optimizer stay Keras'.
+order an uninterrupted run sees), so kerasbert drives training itself,
+cut as TF Model Garden's Orbit cuts it:
+
+- the trainer (`kerasbert.training.trainer.Trainer`) runs `steps_per_loop`
+  steps of `strategy.run` (the model's own `compute_loss`,
+  `compute_metrics` and optimizer) inside one `tf.function` call;
+- the controller (`TrainingLoop`, here) decides on the host when to
+  evaluate, checkpoint, log and call Keras callbacks, and sizes each call
+  so that none crosses an epoch end or a checkpoint step;
+- checkpoints (`kerasbert.training.checkpoint_directory`) are
+  `tf.train.Checkpoint`s of named variables with their JSON state.
+
+The input stream is deterministic and fast-forwarded to the checkpoint's
+step on resume. Losses, metrics, loss scaling and the optimizer stay Keras'.
 
 The same loop serves every strategy (default, mirrored, multi-worker, TPU):
 Keras 3.15's `fit` fails under `MultiWorkerMirroredStrategy`
 (docs/upstream/keras-multi-worker.md), and one code path keeps what users see
 — progress, validation, best epoch, logs, checkpoints, resume — the same
-under all of them. Under several replicas, the gradient is summed across
-replicas before clipping and before float16 loss scaling decides to skip a
-step (Keras clips and checks each replica's own gradient), so a
-multi-replica step is the single-device step on the global batch, and every
-worker skips an overflowing step together. Only the chief writes files;
-every worker takes part in every collective (metric reads, checkpoints).
+under all of them. Only the chief writes files; every worker takes part in
+every collective (metric reads, checkpoints), at the same steps.
 """
 
 import csv
 import io
-import json
 import math
 import os
+import sys
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from kerasbert.training.checkpoint_directory import BEST_CHECKPOINT
+from kerasbert.training.checkpoint_directory import CheckpointDirectory
 from kerasbert.training.distribute import barrier
 from kerasbert.training.distribute import check_same_on_every_worker
 from kerasbert.training.distribute import is_chief
-from kerasbert.training.run_directory import atomic_path
-from kerasbert.training.run_directory import write_json
+from kerasbert.training.trainer import Trainer
+from kerasbert.training.trainer import default_steps_per_loop
+from kerasbert.utils.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
-LATEST_CHECKPOINT = "latest.json"
-BEST_WEIGHTS_FILE = os.path.join(CHECKPOINT_DIR, "best.weights.h5")
 HISTORY_FILE = "history.csv"
 LOG_DIR = "logs"
 # About a minute of MiniLM training on two CPU cores: what a kill may cost.
@@ -54,23 +59,32 @@ class TrainingLoop:
     """Train a compiled Keras model for whole epochs, resumably at any step.
 
     Each step does what Keras' `train_step` does (the model's loss, metrics,
-    optimizer, loss scaling) under `strategy.run`. After every epoch the model is
-    evaluated on the validation data (`model.test_step`), the row is added
-    to `history.csv` and TensorBoard (`logs/train`, `logs/validation`), and
-    with a `monitor` the weights of the best epoch so far are kept in
-    `checkpoints/best.weights.h5`.
+    optimizer, loss scaling) under `strategy.run`; `steps_per_loop` steps run
+    in one `tf.function` call. A model that overrides `train_step` is
+    refused (see `kerasbert.training.trainer.Trainer`). After every epoch the
+    model is evaluated on the validation data (`model.test_step`), the row
+    is added to `history.csv` and TensorBoard (`logs/train`,
+    `logs/validation`), and with a `monitor` the weights of the best epoch
+    so far are kept in `checkpoints/best/`.
 
     Every `checkpoint_every_steps` steps and at every epoch end, the whole
-    training state is saved atomically in `checkpoints/`: model variables
-    (dropout seed states included), optimizer slots, the running metric
-    totals of the epoch, the step, the history and the best epoch. A loop
-    started again on the same directory restores it and fast-forwards a
-    fresh copy of the (deterministic) training stream to that step, so a
-    killed run ends with the weights and metrics of an uninterrupted run.
-    At most `checkpoint_every_steps` steps of work are lost.
+    training state is saved atomically in `checkpoints/step-N/`: model
+    variables (dropout seed states included), optimizer slots, the running
+    metric totals of the epoch, the step, the history and the best epoch, as
+    a `tf.train.Checkpoint` of variables named by their place in the model
+    (see `kerasbert.training.checkpoint_directory`). A loop started again
+    on the same directory restores it and fast-forwards a fresh copy of the
+    (deterministic) training stream to that step, so a killed run ends with
+    the weights and metrics of an uninterrupted run, whatever
+    `steps_per_loop` either used. At most `checkpoint_every_steps` steps of
+    work are lost.
 
-    A loss that becomes NaN or infinite stops training with
-    `NonFiniteLossError`.
+    Metrics reach the host only when logged: at every epoch end and
+    checkpoint, and after every loop while a progress bar is drawn (verbose
+    1 on a terminal) or a callback has a batch-end hook. A loss that becomes
+    NaN or infinite stops training with `NonFiniteLossError` at the first
+    such read, before that step's checkpoint, naming the steps since the
+    last read.
 
     Args:
         model: a compiled `keras.Model`, built inside `strategy.scope()`.
@@ -90,15 +104,31 @@ class TrainingLoop:
             Default: one pipeline, split by the strategy, which reproduces
             the single-process batches exactly.
         callbacks: list of `keras.callbacks.Callback` or None. Their epoch
-            and batch hooks run as under `fit` (batch numbers within the
-            epoch), after the loop's own logging and checkpointing.
+            hooks run as under `fit`; their batch hooks run once per loop of
+            `steps_per_loop` steps, as Keras runs them under
+            `steps_per_execution`: `on_train_batch_begin` with the loop's
+            first batch number within the epoch, `on_train_batch_end` with
+            its last and the running metrics. They run after the loop's own
+            logging and checkpointing. Under several workers, pass the same
+            callbacks on every worker: a batch-end hook makes every loop end
+            a metric read, which all workers join.
         epoch_snapshot: callable or None. Called on the chief as
             `epoch_snapshot(epoch)` (1-based) at each epoch's end, before the
             epoch's checkpoint is written: a run killed between the two
             redoes the epoch and writes the snapshot again, so no finished
             epoch lacks one (a callback's `on_epoch_end` runs after the
             checkpoint). Write atomically.
-        verbose: int. 0 silent, 1 a progress bar, 2 one line per epoch.
+        verbose: `"auto"`, 0, 1 or 2. 0 silent, 1 a progress bar moved after
+            every loop, 2 one line per epoch. When standard output is not a
+            terminal (a log file), 1 and `"auto"` print as 2, as Keras'
+            `"auto"` intends: a bar redrawn per loop would fill the file.
+            Under `MultiWorkerMirroredStrategy` the bar moves only at
+            checkpoints and epoch ends, where every worker reads the
+            metrics.
+        steps_per_loop: int or None. Training steps per `tf.function` call
+            (fewer before an epoch end or a checkpoint step). None: 1 on a
+            CPU, 32 on a GPU, 100 on a TPU
+            (`kerasbert.training.trainer.DEFAULT_STEPS_PER_LOOP`).
 
     Examples:
     ```python
@@ -112,11 +142,14 @@ class TrainingLoop:
     data = tf.data.Dataset.from_tensor_slices(
         (np.eye(3, dtype="float32"), np.array([0, 1, 1]))).batch(3)
     loop = TrainingLoop(model, tempfile.mkdtemp(), steps_per_epoch=2, epochs=2,
-                        monitor="val_accuracy", verbose=0)
+                        monitor="val_accuracy", verbose=0, steps_per_loop=2)
     history = loop.fit(lambda: data.repeat(), lambda: data)
     [row["epoch"] for row in history]  # [1, 2]
     ```
     """
+
+    NonFiniteLossError = NonFiniteLossError
+    DEFAULT_CHECKPOINT_EVERY_STEPS = DEFAULT_CHECKPOINT_EVERY_STEPS
 
     def __init__(
         self,
@@ -134,38 +167,54 @@ class TrainingLoop:
         callbacks=None,
         epoch_snapshot=None,
         verbose=1,
+        steps_per_loop=None,
     ):
+        self.strategy = strategy or tf.distribute.get_strategy()
+        if steps_per_loop is None:
+            steps_per_loop = default_steps_per_loop(self.strategy)
         for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs),
                             ("checkpoint_every_steps", checkpoint_every_steps),
-                            ("keep_checkpoints", keep_checkpoints)):
+                            ("keep_checkpoints", keep_checkpoints),
+                            ("steps_per_loop", steps_per_loop)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer. Received: {value!r}")
+        if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+            raise ValueError(f"`verbose` must be 'auto', 0, 1 or 2. Received: {verbose!r}")
         self.model = model
         self.directory = directory
         self.steps_per_epoch = steps_per_epoch
         self.epochs = epochs
-        self.strategy = strategy or tf.distribute.get_strategy()
         self.monitor = monitor
         self.checkpoint_every_steps = checkpoint_every_steps
         self.keep_checkpoints = keep_checkpoints
         self.jit_compile = jit_compile
         self.per_worker_input = per_worker_input
-        self.verbose = verbose
+        self.steps_per_loop = steps_per_loop
         self.epoch_snapshot = epoch_snapshot
+        self.trainer = Trainer(model, self.strategy, jit_compile=jit_compile)
+        self.checkpoints = CheckpointDirectory(
+            os.path.join(directory, CHECKPOINT_DIR), self.strategy, keep_checkpoints
+        )
+        callbacks = list(callbacks or [])
         self.callbacks = keras.callbacks.CallbackList(
-            list(callbacks or []), model=model, add_history=False, add_progbar=False,
+            callbacks, model=model, add_history=False, add_progbar=False,
             verbose=0, epochs=epochs, steps=steps_per_epoch,
         )
-        self._loss_metric = next((m for m in model.metrics if m.name == "loss"), None)
         self.chief = is_chief(self.strategy)
-        if not self.chief:
-            self.verbose = 0  # the chief reports for everyone
+        # The chief reports for everyone.
+        self.verbose = resolve_verbose(verbose) if self.chief else 0
+        multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        # Whether metrics are read after every loop; the same on every worker.
+        self._read_every_loop = (
+            any(_has_batch_end_hook(c) for c in callbacks)
+            or (self.verbose == 1 and not multi_worker)
+        )
         self.step = 0
         self.history = []
         self.best = None  # {"epoch": int, "value": float}
         self.resumed_from_step = 0
         self._built = False
-        self._step_functions = {}
+        self._finite_through = 0  # the last step at which the loss was read finite
 
     @property
     def total_steps(self):
@@ -208,8 +257,8 @@ class TrainingLoop:
         else:
             dataset = train_stream().skip(self.step)  # the input position
             distributed = self.strategy.experimental_distribute_dataset(dataset)
-        train_function = self._step_function(self._train_step, distributed.element_spec)
         iterator = iter(distributed)
+        self._finite_through = self.step
         progress = None
         self.model.stop_training = False
         self.callbacks.on_train_begin()
@@ -220,22 +269,24 @@ class TrainingLoop:
                     self.model.reset_metrics()
                 self.callbacks.on_epoch_begin(epoch)
                 progress = self._progress_bar(epoch, batch)
+            steps = self._loop_size()
             self.callbacks.on_train_batch_begin(batch)
-            train_function(next(iterator))
-            self.step += 1
-            logs = self._metric_values()
-            if not math.isfinite(logs.get("loss", 0.0)):
-                raise NonFiniteLossError(
-                    f"The training loss became {logs['loss']} at step {self.step} (epoch "
-                    f"{epoch + 1}). Lower the learning rate, or with mixed_float16 check the "
-                    "loss scaling; nothing was exported."
-                )
-            self.callbacks.on_train_batch_end(batch, logs)
+            self.trainer.train(iterator, steps)
+            self.step += steps
+            last_batch = batch + steps - 1
             epoch_done = self.step % self.steps_per_epoch == 0
+            checkpoint_due = epoch_done or self.step % self.checkpoint_every_steps == 0
+            logs = None
+            if checkpoint_due or self._read_every_loop:
+                logs = self._logged_metrics(epoch)
+            self.callbacks.on_train_batch_end(last_batch, logs)
             if epoch_done:
                 logs = self._end_epoch(epoch, logs, validation)
-            progress.update(batch + 1, list(logs.items()), finalize=epoch_done)
-            if epoch_done or self.step % self.checkpoint_every_steps == 0:
+            if logs is not None:
+                progress.stateful_metrics.update(logs)
+            progress.update(last_batch + 1, list(logs.items()) if logs else None,
+                            finalize=epoch_done)
+            if checkpoint_due:
                 self.save()
             if epoch_done:
                 self.callbacks.on_epoch_end(epoch, logs)
@@ -243,6 +294,27 @@ class TrainingLoop:
                 break
         self.callbacks.on_train_end()
         return self.history
+
+    def _loop_size(self):
+        # A loop never crosses an epoch end or a checkpoint step.
+        return min(self.steps_per_loop,
+                   self.steps_per_epoch - self.step % self.steps_per_epoch,
+                   self.checkpoint_every_steps - self.step % self.checkpoint_every_steps)
+
+    def _logged_metrics(self, epoch):
+        logs = self.trainer.metric_values()
+        loss = logs.get("loss", 0.0)
+        if not math.isfinite(loss):
+            first = self._finite_through + 1
+            steps = (f"at step {self.step}" if first == self.step
+                     else f"between step {first} and {self.step}")
+            raise NonFiniteLossError(
+                f"The training loss became {loss} {steps} (epoch {epoch + 1}). Lower the "
+                "learning rate, or with mixed_float16 check the loss scaling; nothing was "
+                "exported."
+            )
+        self._finite_through = self.step
+        return logs
 
     def _end_epoch(self, epoch, logs, validation):
         logs = dict(logs)
@@ -256,10 +328,8 @@ class TrainingLoop:
                     f"`monitor` {self.monitor!r} is not among the logged metrics {sorted(logs)}."
                 )
             if self.best is None or logs[self.monitor] > self.best["value"]:
-                if self.chief:
-                    with atomic_path(os.path.join(self.directory, BEST_WEIGHTS_FILE)) as path:
-                        self.model.save_weights(path)
                 self.best = {"epoch": epoch + 1, "value": logs[self.monitor]}
+                self.checkpoints.save_best(self.model, {"best": self.best})
         if self.chief:
             if self.epoch_snapshot is not None:
                 self.epoch_snapshot(epoch + 1)
@@ -269,14 +339,7 @@ class TrainingLoop:
 
     def evaluate(self, dataset):
         """The model's loss and metrics over a finite dataset, as floats."""
-        distributed = self.strategy.experimental_distribute_dataset(dataset)
-        test_function = self._step_function(self.model.test_step, distributed.element_spec)
-        self.model.reset_metrics()
-        for data in distributed:
-            test_function(data)
-        values = self._metric_values()
-        self.model.reset_metrics()
-        return values
+        return self.trainer.evaluate(dataset)
 
     def predicted_classes(self, dataset):
         """The model's most probable class for each example of a finite
@@ -285,137 +348,24 @@ class TrainingLoop:
         Runs on the strategy's default device, outside replica context, so
         that the order of the examples is the dataset's.
         """
-        key = ("predicted_classes", repr(dataset.element_spec))
-        if key not in self._step_functions:
-            self._step_functions[key] = tf.function(
-                lambda x, y: tf.argmax(self.model(x, training=False), axis=-1),
-                input_signature=list(dataset.element_spec)[:2],
-            )
-        predict = self._step_functions[key]
-        classes = [predict(*keras.utils.unpack_x_y_sample_weight(batch)[:2]).numpy()
-                   for batch in dataset]
-        return np.concatenate(classes) if classes else np.zeros([0], np.int64)
-
-    def _train_step(self, data):
-        """One replica's step: Keras' `train_step`, except that under several
-        replicas the gradient is summed before clipping and loss scaling."""
-        model, optimizer = self.model, self.model.optimizer
-        replicas = self.strategy.num_replicas_in_sync
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = tf.cast(tf.shape(tf.nest.flatten(x)[0])[0], tf.float32)
-        # The share of the global batch on this replica: Keras' losses divide
-        # a replica's mean by the replica count, which weighs an uneven split
-        # (a bucket's last, partial batch) wrongly; rescaled, the replicas'
-        # losses sum to the global batch's mean.
-        share = 1.0
-        if replicas > 1:
-            global_batch_size = tf.distribute.get_replica_context().all_reduce("SUM", batch_size)
-            share = replicas * batch_size / global_batch_size
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=True)
-            replica_loss = model.compute_loss(x, y, y_pred, sample_weight, training=True)
-            # A replica can get no example (a bucket's last batch smaller than
-            # the replica count): its mean is 0/0, and weighs nothing.
-            loss = tf.math.multiply_no_nan(replica_loss, tf.cast(share, replica_loss.dtype))
-            scaled_loss = optimizer.scale_loss(loss)
-        variables = model.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
-        if self._sum_before_apply():
-            gradients = self._summed_and_clipped(gradients, optimizer.scale_loss(1.0))
-        optimizer.apply(gradients, variables)
-        if self._loss_metric is not None:
-            # This replica's mean loss, weighted by its examples.
-            mean = tf.where(batch_size > 0, replica_loss * replicas, tf.zeros_like(replica_loss))
-            self._loss_metric.update_state(mean, sample_weight=batch_size)
-        return model.compute_metrics(x, y, y_pred, sample_weight)
-
-    def _clipping(self):
-        optimizer = self.model.optimizer
-        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
-        return optimizer.global_clipnorm, optimizer.clipnorm, optimizer.clipvalue
-
-    def _sum_before_apply(self):
-        if self.strategy.num_replicas_in_sync == 1:
-            return False
-        loss_scaling = isinstance(self.model.optimizer, keras.optimizers.LossScaleOptimizer)
-        return loss_scaling or any(c is not None for c in self._clipping())
-
-    def _summed_and_clipped(self, gradients, loss_scale):
-        # Sum the replicas' gradients, clip the sum as one device would, and
-        # hand every replica 1/N of it: the optimizer's own all-reduce then
-        # rebuilds the clipped sum, and its own clipping (on 1/N of a clipped
-        # gradient) and its float16 finiteness check see the same values on
-        # every replica.
-        replicas = self.strategy.num_replicas_in_sync
-        context = tf.distribute.get_replica_context()
-        present = [i for i, g in enumerate(gradients) if g is not None]
-        summed = context.all_reduce(
-            "SUM", [tf.convert_to_tensor(gradients[i]) for i in present]
-        )
-        summed = [g / tf.cast(loss_scale, g.dtype) for g in summed]
-        global_clipnorm, clipnorm, clipvalue = self._clipping()
-        if global_clipnorm is not None:
-            summed, _ = tf.clip_by_global_norm(summed, global_clipnorm)
-        if clipnorm is not None:
-            summed = [tf.clip_by_norm(g, clipnorm) for g in summed]
-        if clipvalue is not None:
-            summed = [tf.clip_by_value(g, -clipvalue, clipvalue) for g in summed]
-        result = list(gradients)
-        for i, g in zip(present, summed):
-            result[i] = g * tf.cast(loss_scale / replicas, g.dtype)
-        return result
-
-    def _metric_values(self):
-        return {name: float(value) for name, value in self.model.get_metrics_result().items()}
+        return self.trainer.predicted_classes(dataset)
 
     def _build(self, train_stream):
-        # Create every variable before tracing: the optimizer's slots, and the
-        # compiled loss and metrics (built eagerly on a batch of ones shaped
-        # like the stream's, then reset), so that a checkpoint can be
-        # restored into them before the first step. Reading a real batch
-        # instead would start a second iterator, whose prefetching races the
-        # real one for the input pipeline's random state.
         if self._built:
             return
         stream = train_stream(tf.distribute.InputContext()) if self.per_worker_input else (
             train_stream())
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
-            _ones_like_specs(stream.element_spec)
-        )
-        with self.strategy.scope():
-            y_pred = self.model(x, training=False)
-            self.model.compute_loss(x, y, y_pred, sample_weight, training=False)
-            self.model.compute_metrics(x, y, y_pred, sample_weight)
-            self.model.reset_metrics()
-            self.model.optimizer.build(self.model.trainable_variables)
+        self.trainer.build(stream.element_spec)
         self._built = True
-
-    def _step_function(self, step, element_spec):
-        """`strategy.run(step)` as a `tf.function`, one per input structure.
-
-        The function is traced once for the stream's own shapes (batch and
-        length unknown), never for the first concrete batch: a graph
-        specialised to the shapes that happen to come first computes in
-        another order, and a resumed run, which sees other batches first,
-        would drift from an uninterrupted one by rounding.
-        """
-        key = (step.__name__, repr(element_spec))
-        if key not in self._step_functions:
-            compiled = tf.function(step, jit_compile=self.jit_compile, reduce_retracing=True)
-            self._step_functions[key] = tf.function(
-                lambda data: self.strategy.run(compiled, args=(data,)),
-                input_signature=[element_spec],
-            )
-        return self._step_functions[key]
 
     def _progress_bar(self, epoch, batch):
         if self.verbose == 1 or (self.verbose == 2 and batch == 0):
             print(f"Epoch {epoch + 1}/{self.epochs}"
                   + (f" (resumed at step {batch})" if batch else ""), flush=True)
-        # The logged values are running means already: show them as they are.
-        names = list(self._metric_values())
+        # The logged values are running means already: show them as they
+        # are (their names join `stateful_metrics` when first read).
         bar = keras.utils.Progbar(self.steps_per_epoch, verbose=self.verbose,
-                                  stateful_metrics=names + [f"val_{n}" for n in names])
+                                  stateful_metrics=[])
         if batch and self.verbose == 1:
             bar.update(batch)  # a resumed epoch's bar starts where it stopped
         return bar
@@ -450,59 +400,20 @@ class TrainingLoop:
 
     # === Checkpoints ===
 
-    def _state_variables(self):
-        return (
-            list(self.model.variables)
-            + list(self.model.optimizer.variables)
-            + list(self.model.metrics_variables)
-        )
-
     def save(self):
         """Checkpoint the whole training state at the current step."""
-        directory = os.path.join(self.directory, CHECKPOINT_DIR)
-        name = f"step-{self.step:08d}.npz"
-        variables = self._state_variables()
-        arrays = {f"v{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
-        state = {"step": self.step, "history": self.history, "best": self.best,
-                 "paths": [v.path for v in variables]}
-        arrays["state"] = np.array(json.dumps(state))
-        if not self.chief:
-            return  # it took part in the metric reads above; the chief writes
-        with atomic_path(os.path.join(directory, name)) as path:
-            with open(path, "wb") as file:
-                np.savez(file, **arrays)
-        write_json(os.path.join(directory, LATEST_CHECKPOINT), {"checkpoint": name,
-                                                                "step": self.step})
-        saved = sorted(n for n in os.listdir(directory)
-                       if n.startswith("step-") and n.endswith(".npz"))
-        for old in saved[: -self.keep_checkpoints]:
-            os.remove(os.path.join(directory, old))
+        self.checkpoints.save(self.model, self.step,
+                              {"history": self.history, "best": self.best})
 
     def latest_checkpoint(self):
-        """The path of the last complete checkpoint, or None.
+        """The directory of the last complete checkpoint, or None.
 
-        `latest.json` names it; should that pointer be unreadable (edited by
-        hand, say) or name a missing file, the newest `step-N.npz` is used.
+        `checkpoints/latest.json` names it; should that pointer be
+        unreadable (edited by hand, say) or name a missing checkpoint, the
+        newest `step-N` is used.
         """
-        directory = os.path.join(self.directory, CHECKPOINT_DIR)
-        pointer = os.path.join(directory, LATEST_CHECKPOINT)
-        if not os.path.exists(pointer):
-            return None
-        try:
-            with open(pointer, encoding="utf-8") as file:
-                path = os.path.join(directory, json.load(file)["checkpoint"])
-            if os.path.isfile(path):
-                return path
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        saved = sorted(n for n in os.listdir(directory)
-                       if n.startswith("step-") and n.endswith(".npz"))
-        if not saved:
-            raise ValueError(
-                f"{pointer} names no readable checkpoint and {directory} holds none; pass "
-                "--overwrite (overwrite=True) to start afresh."
-            )
-        return os.path.join(directory, saved[-1])
+        name = self.checkpoints.latest()
+        return None if name is None else os.path.join(self.checkpoints.path, name)
 
     def restore(self, model_only=False):
         """Load the last checkpoint; return its step (0 without one).
@@ -510,66 +421,46 @@ class TrainingLoop:
         With `model_only`, only the model's variables are loaded (the final
         weights of a finished training).
         """
-        path = self.latest_checkpoint()
-        if path is None:
+        state = self.checkpoints.restore(self.model, model_only=model_only)
+        if state is None:
             return 0
-        with np.load(path) as checkpoint:
-            state = json.loads(str(checkpoint["state"]))
-            variables = list(self.model.variables) if model_only else self._state_variables()
-            # Paths carry per-process name suffixes (`seed_generator_7`), so
-            # the structure is checked by count and shapes.
-            saved = len(state["paths"])
-            values = []
-            if saved == len(variables) or (model_only and saved > len(variables)):
-                values = [checkpoint[f"v{i}"] for i in range(len(variables))]
-            shapes = [tuple(v.shape) for v in variables]
-            if shapes != [value.shape for value in values]:
-                raise ValueError(
-                    f"Checkpoint {path} holds other variables than this model "
-                    f"({len(state['paths'])} saved, {len(variables)} expected). Was the model "
-                    "built with other settings?"
-                )
-            for variable, value in zip(variables, values):
-                self._assign(variable, value)
         if not model_only:
             self.history = state["history"]
             self.best = state["best"]
         return state["step"]
 
-    def _assign(self, variable, value):
-        replicas = self.strategy.num_replicas_in_sync
-        if replicas > 1 and variable.synchronization == "on_read":
-            # A sum-aggregated metric total: the first replica holds it all.
-            def assign_on_replica():
-                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-                variable.assign(tf.where(replica == 0, value, tf.zeros_like(value)))
-
-            self.strategy.run(assign_on_replica)
-        else:
-            variable.assign(value)
-
     def restore_best(self):
         """Load the best epoch's weights (with a `monitor`), else the final ones."""
         barrier(self.strategy)  # the chief's last writes are complete
-        best = os.path.join(self.directory, BEST_WEIGHTS_FILE)
-        if self.monitor and os.path.exists(best):
-            self.model.load_weights(best)
+        if self.monitor and self.checkpoints.has_best():
+            self.checkpoints.restore(self.model, BEST_CHECKPOINT, model_only=True)
         else:
             self.restore(model_only=True)
 
 
-def _ones_like_specs(element_spec):
-    # All ones is a valid input everywhere: real tokens (padding mask 1),
-    # token and segment id 1, class 1, position 1, weight 1. Unknown sizes
-    # become 2, except the batch size, which is the one any spec knows.
-    specs = tf.nest.flatten(element_spec)
-    known = [spec.shape[0] for spec in specs if spec.shape.rank and spec.shape[0] is not None]
-    batch_size = known[0] if known else 2
+def resolve_verbose(verbose, stream=None):
+    """The verbosity a loop prints with: `"auto"` is 1, and 1 is 2 unless
+    `stream` (default: standard output) is a terminal or a notebook, where
+    a bar can be redrawn in place.
 
-    def ones(spec):
-        shape = [2 if dim is None else dim for dim in spec.shape]
-        if shape and spec.shape[0] is None:
-            shape[0] = batch_size
-        return tf.ones(shape, spec.dtype)
+    Example:
+    ```python
+    import io
+    from kerasbert.training.training_loop import resolve_verbose
+    resolve_verbose(1, io.StringIO()), resolve_verbose(0)  # (2, 0)
+    ```
+    """
+    if verbose == "auto":
+        verbose = 1
+    stream = sys.stdout if stream is None else stream
+    interactive = (getattr(stream, "isatty", lambda: False)()
+                   or (stream is sys.stdout and "ipykernel" in sys.modules))
+    return 2 if verbose == 1 and not interactive else verbose
 
-    return tf.nest.map_structure(ones, element_spec)
+
+def _has_batch_end_hook(callback):
+    # Whether the callback overrides a batch-end hook, as Keras' CallbackList
+    # decides (Keras marks its do-nothing hooks `_is_default`): it then
+    # gets the running metrics after every loop.
+    return any(not getattr(getattr(callback, name), "_is_default", False)
+               for name in ("on_train_batch_end", "on_batch_end"))

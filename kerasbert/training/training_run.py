@@ -1,5 +1,6 @@
 """The harness every training entry point shares, written once."""
 
+import os
 import time
 
 import keras
@@ -10,8 +11,9 @@ from kerasbert.training.fingerprint import strategy_name
 from kerasbert.training.precision import with_loss_scaling
 from kerasbert.training.run_directory import RUN_FORMAT_KEY
 from kerasbert.training.run_directory import RunDirectory
-from kerasbert.training.run_directory import read_json
+from kerasbert.training.training_loop import CHECKPOINT_DIR
 from kerasbert.training.training_loop import TrainingLoop
+from kerasbert.utils.files import read_json
 
 METRICS_FILE = "metrics.json"
 # Which Adam update the run's steps take, part of every fingerprint: runs
@@ -113,8 +115,10 @@ class TrainingRun:
             and the stage's record: `history`, `best`, `train_seconds` and
             `resumed_from_step`.
         """
+        self.directory.begin()
+        directory = directory or self.path
         loop = TrainingLoop(
-            model, directory or self.path, steps_per_epoch=steps_per_epoch, epochs=epochs,
+            model, directory, steps_per_epoch=steps_per_epoch, epochs=epochs,
             strategy=self.strategy, **loop_arguments,
         )
         started = time.time()
@@ -123,7 +127,7 @@ class TrainingRun:
             self.directory.finish(stage, {
                 "history": history, "best": loop.best, "train_seconds": time.time() - started,
                 "resumed_from_step": loop.resumed_from_step,
-            })
+            }, files=[os.path.relpath(os.path.join(directory, CHECKPOINT_DIR), self.path)])
         return loop, self.directory.result(stage)
 
     def save_preset(self, stage, name, *savables):
@@ -133,10 +137,10 @@ class TrainingRun:
         with self.directory.atomic(name) as path:
             for savable in savables:
                 savable.save_to_preset(path)
-        self.directory.finish(stage)
+        self.directory.finish(stage, files=[name])
 
     def write_metrics(self, metrics):
         """Write `metrics.json` (the settings first) and finish the run."""
         metrics = self.directory.write_json(METRICS_FILE, {"settings": self.settings, **metrics})
-        self.directory.finish("metrics")
+        self.directory.finish("metrics", files=[METRICS_FILE])
         return metrics

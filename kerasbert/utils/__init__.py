@@ -1,1 +1,2 @@
-"""Helpers every floor of kerasbert may use: argument checks, file writing."""
+"""Helpers every floor of kerasbert may use: argument checks, atomic file
+writing, the names of a run directory's entries that lower floors read."""

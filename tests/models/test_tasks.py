@@ -100,6 +100,25 @@ def test_labels_by_name_and_their_errors():
         kerasbert.SegmentPoolingClassifier.from_preset("tiny", num_classes=2, truncation="head")
 
 
+@pytest.mark.parametrize("build", [
+    lambda backbone, preprocessor: kerasbert.LayerSelectedClassifier(
+        backbone, num_classes=2, preprocessor=preprocessor),
+    lambda backbone, preprocessor: kerasbert.MultiTaskClassifier(
+        backbone, tasks={"topic": 3}, preprocessor=preprocessor),
+    lambda backbone, preprocessor: kerasbert.FeatureBiLSTMClassifier(
+        backbone, num_classes=2, lstm_units=4, attention_dim=4, preprocessor=preprocessor),
+], ids=["layer_selected", "multi_task", "feature_bilstm"])
+def test_one_sequence_heads_refuse_a_segmenting_preprocessor_in_one_line(tiny, build):
+    backbone, tokenizer = tiny
+    segmenting = kerasbert.ClassifierPreprocessor(
+        tokenizer, sequence_length=8, truncation="segments")
+    with pytest.raises(ValueError, match="SegmentPoolingClassifier") as error:
+        build(backbone, segmenting)
+    message = str(error.value)
+    assert "\n" not in message and "reads one sequence per text" in message
+    assert "truncation='segments'" in message
+
+
 @pytest.mark.slow
 def test_saved_classifier_comes_back_as_saved(tmp_path):
     classifier = CLASSIFIERS["layer_selected"]()
@@ -120,7 +139,7 @@ def test_saved_classifier_comes_back_as_saved(tmp_path):
 def test_optimizer_wrappers_are_classes():
     optimizer = kerasbert.layerwise_decay(keras.optimizers.Adam(1e-3), decay=0.9)
     assert isinstance(optimizer, kerasbert.LayerwiseDecay)
-    assert isinstance(optimizer, keras.optimizers.Adam)
+    assert isinstance(optimizer.inner_optimizer, keras.optimizers.Adam)
     lazy = kerasbert.optimizers.lazy_updates(keras.optimizers.Adam(1e-3), [r"_logits/"])
     assert isinstance(lazy, kerasbert.optimizers.LazyUpdates)
     assert not isinstance(lazy, kerasbert.LayerwiseDecay)

@@ -110,18 +110,37 @@ def test_weight_decay_scales_with_layer_rate_and_respects_exclusions(tiny):
 
 def test_keeps_optimizer_configuration_and_serializes():
     schedule = kerasbert.schedules.WarmupLinearDecay(2e-5, 100)
+    adamw = keras.optimizers.AdamW(schedule, beta_2=0.98, weight_decay=0.01, global_clipnorm=1.0)
     optimizer = kerasbert.layerwise_decay(
-        keras.optimizers.AdamW(schedule, beta_2=0.98, weight_decay=0.01, global_clipnorm=1.0),
-        decay=0.9, convention="official_code", multipliers={"logits": 2.0},
+        adamw, decay=0.9, convention="official_code", multipliers={"logits": 2.0},
     )
-    assert type(optimizer).__name__ == "LayerwiseAdamW"
-    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert type(optimizer) is kerasbert.LayerwiseDecay
+    assert optimizer.inner_optimizer is adamw  # wrapped, not copied
+    assert (optimizer.global_clipnorm, optimizer.weight_decay) == (1.0, 0.01)
     assert float(optimizer.learning_rate) == pytest.approx(float(schedule(0)))
     config = optimizer.get_config()
-    assert (config["beta_2"], config["global_clipnorm"], config["decay"]) == (0.98, 1.0, 0.9)
+    assert config["decay"] == 0.9
+    assert config["inner_optimizer"]["config"]["beta_2"] == 0.98
     revived = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
-    assert type(revived) is type(optimizer)
+    assert type(revived) is kerasbert.LayerwiseDecay
+    assert type(revived.inner_optimizer) is keras.optimizers.AdamW
     assert revived.get_config() == config
+
+
+def test_wraps_an_optimizer_directly():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="logits")])
+    sgd = keras.optimizers.SGD(0.1)
+    optimizer = kerasbert.LayerwiseDecay(sgd, decay=0.5, multipliers={"bias": 0.5})
+    assert isinstance(optimizer, kerasbert.optimizers.LayerwiseDecay)
+    assert isinstance(optimizer, keras.optimizers.Optimizer)
+    kernel, bias = model.trainable_variables
+    optimizer.apply([tf.ones((2, 1)), tf.ones((1,))], [kernel, bias])
+    # One step counter, the inner optimizer's; one set of variables.
+    assert int(optimizer.iterations) == int(sgd.iterations) == 1
+    assert optimizer.variables == sgd.variables
+    np.testing.assert_allclose(bias.numpy(), [-0.05])
+    optimizer.learning_rate = 0.2
+    assert float(sgd.learning_rate) == pytest.approx(0.2)
 
 
 def test_invalid_arguments():
@@ -131,6 +150,17 @@ def test_invalid_arguments():
         kerasbert.layerwise_decay(keras.optimizers.SGD(), convention="mine")
     with pytest.raises(ValueError, match="optimizer instance"):
         kerasbert.layerwise_decay("adam")
+    with pytest.raises(ValueError, match="already has layer-wise"):
+        kerasbert.layerwise_decay(kerasbert.optimizers.lazy_updates(
+            kerasbert.layerwise_decay(keras.optimizers.SGD()), []))
+    with pytest.raises(ValueError, match="inside the loss scaling"):
+        kerasbert.LayerwiseDecay(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
+    with pytest.raises(ValueError, match="gradient_accumulation_steps"):
+        kerasbert.LayerwiseDecay(keras.optimizers.SGD(gradient_accumulation_steps=2))
+    built = keras.optimizers.SGD()
+    built.build([keras.Variable(1.0)])
+    with pytest.raises(ValueError, match="before it is built"):
+        kerasbert.LayerwiseDecay(built)
 
 
 @pytest.mark.slow
@@ -144,7 +174,8 @@ def test_fit_and_keras_saving_round_trip_with_optimizer_state(tmp_path):
     path = str(tmp_path / "model.keras")
     model.save(path)
     restored = keras.saving.load_model(path)
-    assert type(restored.optimizer).__name__ == "LayerwiseAdamW"
+    assert type(restored.optimizer) is kerasbert.LayerwiseDecay
+    assert type(restored.optimizer.inner_optimizer) is keras.optimizers.AdamW
     assert int(restored.optimizer.iterations.numpy()) == 3
     for old, new in zip(model.optimizer.variables, restored.optimizer.variables):
         np.testing.assert_allclose(np.asarray(old), np.asarray(new))

@@ -119,7 +119,7 @@ def test_multitask_honours_the_shared_optimizer_and_classifier_settings():
     assert experiment.task_text["topic"]["truncation"] == "tail"
     model = experiment.build_model()
     optimizer = experiment.build_optimizer(model)
-    assert "SlantedTriangular" in str(optimizer.get_config()["learning_rate"])
+    assert "SlantedTriangular" in str(optimizer.inner_optimizer.get_config()["learning_rate"])
     assert optimizer.weight_decay == pytest.approx(0.01)
     backbone_variables = {id(v) for v in model.backbone.weights}
     assert model.freeze_backbone and model.trainable_weights

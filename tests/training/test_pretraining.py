@@ -104,18 +104,18 @@ def test_killed_pretraining_resumes_at_last_checkpoint(tmp_path):
     assert sorted(os.listdir(os.path.join(output, "snapshots"))) == ["step_2", "step_4"]
     checkpoint_dir = os.path.join(output, "checkpoints")
     assert sorted(os.listdir(checkpoint_dir)) == [
-        "latest.json", "step-00000002.npz", "step-00000004.npz"
+        "latest.json", "step-00000002", "step-00000004"
     ]
-    written = os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004.npz"))
+    written = os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004", "state.json"))
     recorder = StepRecorder()
     metrics = kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], output,
                                          callbacks=[recorder], **run)
     assert metrics["resumed_from_step"] == 4 and metrics["final_step"] == 6
     assert recorder.steps == [4, 5]  # steps 0-3 not repeated, none skipped
     assert sorted(os.listdir(checkpoint_dir))[1:] == [
-        "step-00000002.npz", "step-00000004.npz", "step-00000006.npz"
+        "step-00000002", "step-00000004", "step-00000006"
     ]
-    assert os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004.npz")) == written
+    assert os.path.getmtime(os.path.join(checkpoint_dir, "step-00000004", "state.json")) == written
     assert [row["step"] for row in metrics["history"]] == [2, 4, 6]
     # Every checkpoint's encoder is kept; the last one is the final encoder.
     assert sorted(os.listdir(os.path.join(output, "snapshots"))) == ["step_2", "step_4", "step_6"]

@@ -8,8 +8,8 @@ import pytest
 
 from kerasbert.training.run_directory import RunDirectory
 from kerasbert.training.run_directory import RunDirectoryError
-from kerasbert.training.run_directory import atomic_path
-from kerasbert.training.run_directory import write_json
+from kerasbert.utils.files import atomic_path
+from kerasbert.utils.files import write_json
 
 SETTINGS = {"learning_rate": 1e-3, "layers": [1, 2], "seed": 0}
 DATA = {"train": {"sha256": "abc", "examples": 10}}
@@ -25,16 +25,26 @@ def test_second_run_on_a_locked_directory_is_refused_with_the_holder(tmp_path):
         pass
 
 
+def test_the_lock_survives_its_file_being_deleted(tmp_path):
+    path = str(tmp_path / "run")
+    with RunDirectory(path, SETTINGS, DATA):
+        os.remove(os.path.join(path, ".lock"))
+        with pytest.raises(RunDirectoryError, match="in use by another process"):
+            with RunDirectory(path, SETTINGS, DATA):
+                pass
+
+
 def test_lock_of_a_killed_process_is_taken_over(tmp_path):
     path = tmp_path / "run"
     path.mkdir()
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import fcntl, sys, time\n"
-         "f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
-         "f.write('process 4242 on elsewhere'); f.flush(); print('locked', flush=True)\n"
+         "import fcntl, os, sys, time\n"
+         "d = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(d, fcntl.LOCK_EX)\n"
+         "open(os.path.join(sys.argv[1], '.lock'), 'w').write('process 4242 on elsewhere')\n"
+         "print('locked', flush=True)\n"
          "time.sleep(120)",
-         str(path / ".lock")],
+         str(path)],
         stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -75,7 +85,17 @@ def test_overwrite_clears_the_directory(tmp_path):
         run.finish("metrics")
     with RunDirectory(path, {**SETTINGS, "seed": 1}, DATA, overwrite=True) as run:
         assert not run.done("metrics")
+        # Cleared only when the new run begins (its checks passed) ...
+        assert "metrics.json" in os.listdir(path)
+        run.begin()
         assert sorted(os.listdir(path)) == [".lock", "run.json"]
+    # ... so a new run that fails before it begins leaves the old one.
+    with RunDirectory(path, {**SETTINGS, "seed": 1}, DATA) as run:
+        run.write_json("metrics.json", {"old": True})
+    with pytest.raises(ValueError, match="bad setting"):
+        with RunDirectory(path, {**SETTINGS, "seed": 2}, DATA, overwrite=True):
+            raise ValueError("bad setting")
+    assert json.loads(open(os.path.join(path, "metrics.json")).read()) == {"old": True}
 
 
 def test_overwrite_never_clears_the_same_run(tmp_path):

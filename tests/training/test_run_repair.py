@@ -1,0 +1,74 @@
+"""Nothing lost: --overwrite checks the new run before it clears the old one,
+clears only run directories, and a rerun redoes a stage whose files are gone."""
+
+import json
+import shutil
+
+import pytest
+
+import kerasbert
+from tests.training.test_fine_tuning import sentiment_data
+
+RUN = dict(sequence_length=16, learning_rate=3e-3, batch_size=8, epochs=1, seed=0,
+           export=False, verbose=0)
+
+
+def finished_run(path):
+    return kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(path),
+                               validation=sentiment_data(8, 1), **RUN)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(sequence_length=100_000), "exceeds the backbone's position table"),
+    (dict(backbone="nonexistent_xyz"), "nonexistent_xyz"),
+])
+def test_overwrite_that_fails_its_checks_leaves_the_finished_run(tmp_path, changes, message):
+    metrics = finished_run(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    arguments = {**RUN, **changes}
+    backbone = arguments.pop("backbone", "tiny")
+    with pytest.raises(Exception, match=message):
+        kerasbert.fine_tune(backbone, sentiment_data(24, 0), str(tmp_path),
+                            validation=sentiment_data(8, 1), overwrite=True, **arguments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"] == metrics["epochs"]
+    assert finished_run(tmp_path) == metrics  # still the finished run, returned as is
+
+
+def test_overwrite_never_deletes_files_it_did_not_write(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "good", "label": "pos"}\n')
+    (tmp_path / "run.json").write_text('{"settings": {}, "data": {}, "stages": {}}')
+    with pytest.raises(kerasbert.RunDirectoryError, match=r"holds files that no kerasbert run "
+                                                          r"writes \(train.jsonl\)") as error:
+        kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True, **RUN)
+    assert "\n" not in str(error.value)
+    assert (tmp_path / "train.jsonl").exists()
+    # Without --overwrite the refusal does not suggest it when other files are there.
+    (tmp_path / "run.json").unlink()
+    with pytest.raises(kerasbert.RunDirectoryError, match="choose another") as error:
+        kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), **RUN)
+    assert "--overwrite" not in str(error.value)
+
+
+def test_overwrite_clears_another_run_once_its_checks_pass(tmp_path):
+    finished_run(tmp_path)
+    metrics = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
+                                  overwrite=True, **{**RUN, "learning_rate": 1e-3})
+    assert metrics["settings"]["learning_rate"] == 1e-3
+    assert "best_epoch" not in metrics  # the new run has no validation data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lost", ["metrics.json", "preset", "saved_model"])
+def test_a_rerun_redoes_the_stage_whose_files_were_deleted(tmp_path, lost):
+    settings = {**RUN, "export": True}
+    metrics = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
+                                  validation=sentiment_data(8, 1), **settings)
+    target = tmp_path / lost
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    again = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
+                                validation=sentiment_data(8, 1), **settings)
+    assert target.exists()
+    assert again["epochs"] == metrics["epochs"] and again["validation"] == metrics["validation"]
+    classifier = kerasbert.load_classifier(str(tmp_path))
+    assert classifier.label_names == ["pos", "neg"]
