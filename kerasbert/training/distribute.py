@@ -2,9 +2,8 @@
 
 import json
 import os
-import socket
+import subprocess
 import sys
-import threading
 
 import tensorflow as tf
 
@@ -15,29 +14,41 @@ DEFAULT_CLUSTER_TIMEOUT = 600
 
 class ClusterTimeout:
     """Ends this process with a one-line error unless `disarm()` is called
-    within `seconds`: TensorFlow itself waits for a missing worker for
-    hours. The message names the workers whose address accepts no
-    connection (those that never started)."""
+    within `seconds`: TensorFlow itself may wait a long time for a missing
+    worker, inside C++ calls that hold Python's lock, so the watch is a
+    small child process. The message names the workers whose address
+    accepts no connection (those that never started)."""
 
     def __init__(self, seconds):
         self.seconds = seconds
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        self._watch = subprocess.Popen(
+            [sys.executable, "-S", "-c", _WATCH, str(os.getpid()), str(seconds),
+             os.path.basename(sys.argv[0]) or "kerasbert", json.dumps(_cluster_tasks())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
     def disarm(self):
-        self._done.set()
+        self._watch.kill()
+        self._watch.wait()
 
-    def _watch(self):
-        if self._done.wait(self.seconds):
-            return
-        missing = [f"{job} {index} ({address})" for job, index, address in _cluster_tasks()
-                   if not _accepts_connections(address)]
-        print(f"{os.path.basename(sys.argv[0]) or 'kerasbert'}: error: the multi-worker "
-              f"cluster did not form within {self.seconds:g} s (--cluster_timeout); "
-              + (f"no answer from {', '.join(missing)}." if missing else
-                 "every worker answers, but not all joined."), file=sys.stderr, flush=True)
-        os._exit(1)
+
+# The watch: after the timeout, name the silent workers and end the parent.
+_WATCH = """
+import json, os, signal, socket, sys, time
+parent, seconds, program, tasks = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
+time.sleep(seconds)
+def answers(address):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        return True
+    except (OSError, ValueError):
+        return False
+missing = [f"{job} {index} ({address})" for job, index, address in tasks if not answers(address)]
+print(f"{program}: error: the multi-worker cluster did not form within {seconds:g} s "
+      "(--cluster_timeout); " + (f"no answer from {', '.join(missing)}." if missing else
+      "every worker answers, but not all joined."), file=sys.stderr, flush=True)
+os.kill(parent, signal.SIGKILL)
+"""
 
 
 def _cluster_tasks():
@@ -50,15 +61,6 @@ def _cluster_tasks():
             for job, addresses in config.get("cluster", {}).items()
             for index, address in enumerate(addresses)
             if (job, index) != (this.get("type"), this.get("index"))]
-
-
-def _accepts_connections(address):
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=2):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def make_strategy(name="default", tpu=None, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT):

@@ -27,9 +27,9 @@ def test_a_worker_that_never_joins_fails_the_others_naming_it():
     result = subprocess.run(
         [sys.executable, "-c", ALONE, "10"], capture_output=True, text=True, timeout=240,
         env=dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL="2"))
-    assert result.returncode == 1 and "joined" not in result.stdout
+    assert result.returncode != 0 and "joined" not in result.stdout
     assert time.time() - started < 120
-    message = [line for line in result.stderr.splitlines() if "error:" in line]
+    message = [line for line in result.stderr.splitlines() if line.startswith("-c: error:")]
     assert message == [
         f"-c: error: the multi-worker cluster did not form within 10 s (--cluster_timeout); "
         f"no answer from worker 1 (127.0.0.1:{ports[1]})."], result.stderr[-2000:]
