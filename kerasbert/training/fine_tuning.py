@@ -125,11 +125,7 @@ def fine_tune(config=None, train=None, output_dir=None, *, validation=None, test
         raise ValueError(
             "`fine_tune`'s first argument must be a FineTuneConfig, a backbone spec or a "
             f"built kerasbert classifier. Received: {type(config).__name__}")
-    if config is None:
-        config = FineTuneConfig.from_arguments(settings, caller="fine_tune")
-    elif settings:
-        config = config.replace(**FineTuneConfig.from_arguments(
-            {**config.to_dict(), **settings}, caller="fine_tune").to_dict())
+    config = FineTuneConfig.resolve(config, settings, caller="fine_tune")
     if output_dir is None:
         raise ValueError("`fine_tune` needs an `output_dir`.")
     if train is None:
@@ -237,12 +233,7 @@ class FineTuneExperiment(Experiment):
         return math.ceil(len(self.train) / self.config.batch_size)
 
     def build_optimizer(self, model):
-        c = self.config
-        return build_optimizer(
-            model, c.learning_rate, c.epochs * self.steps_per_epoch(), c.warmup_proportion,
-            c.schedule, c.layer_decay, c.layer_decay_convention, c.weight_decay,
-            c.sparse_embedding_updates,
-        )
+        return optimizer_for(model, self.config, self.steps_per_epoch())
 
     def check_model(self, model):
         if self.head_weights is not None:
@@ -321,6 +312,15 @@ class FineTuneExperiment(Experiment):
 
     def summary(self, metrics, output_dir):
         return fine_tune_summary(metrics, output_dir)
+
+
+def optimizer_for(model, config, steps_per_epoch):
+    """The paper's optimizer for `model` from a config's optimizer settings."""
+    c = config
+    return build_optimizer(
+        model, c.learning_rate, c.epochs * steps_per_epoch, c.warmup_proportion, c.schedule,
+        c.layer_decay, c.layer_decay_convention, c.weight_decay, c.sparse_embedding_updates,
+    )
 
 
 def fine_tune_summary(metrics, output_dir):

@@ -11,7 +11,6 @@ from kerasbert.data.task_sampling import mix_task_batches
 from kerasbert.data.task_sampling import task_weights
 from kerasbert.export import export_serving
 from kerasbert.models.multi_task_classifier import MultiTaskClassifier
-from kerasbert.optimizers.paper_optimizer import build_optimizer
 from kerasbert.text.classifier_preprocessor import ClassifierPreprocessor
 from kerasbert.training.configs import FineTuneConfig
 from kerasbert.training.configs import MultiTaskConfig
@@ -21,6 +20,7 @@ from kerasbert.training.experiment import Experiment
 from kerasbert.training.fine_tuning import check_splits
 from kerasbert.training.fine_tuning import check_word_pieces
 from kerasbert.training.fine_tuning import fine_tune
+from kerasbert.training.fine_tuning import optimizer_for
 from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
 from kerasbert.utils import arguments
@@ -98,11 +98,7 @@ def multitask_fine_tune(config=None, tasks=None, output_dir=None, *, strategy=No
     """
     if isinstance(config, str):
         settings["backbone"], config = config, None
-    if config is None:
-        config = MultiTaskConfig.from_arguments(settings, caller="multitask_fine_tune")
-    elif settings:
-        config = MultiTaskConfig.from_arguments({**config.to_dict(), **settings},
-                                                caller="multitask_fine_tune")
+    config = MultiTaskConfig.resolve(config, settings, caller="multitask_fine_tune")
     if output_dir is None:
         raise ValueError("`multitask_fine_tune` needs an `output_dir`.")
     experiment = MultiTaskExperiment(config, tasks)
@@ -171,12 +167,7 @@ class MultiTaskExperiment(Experiment):
                    for task in self.tasks.values())
 
     def build_optimizer(self, model):
-        c = self.config
-        return build_optimizer(
-            model, c.learning_rate, c.epochs * self.steps_per_epoch(), c.warmup_proportion,
-            c.schedule, c.layer_decay, c.layer_decay_convention, c.weight_decay,
-            c.sparse_embedding_updates,
-        )
+        return optimizer_for(model, self.config, self.steps_per_epoch())
 
     def check_model(self, model):
         for name, task in self.tasks.items():

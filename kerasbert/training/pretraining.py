@@ -136,11 +136,7 @@ def further_pretrain(config=None, sources=None, output_dir=None, *, strategy=Non
     """
     if isinstance(config, str):
         settings["backbone"], config = config, None
-    if config is None:
-        config = PretrainConfig.from_arguments(settings, caller="further_pretrain")
-    elif settings:
-        config = PretrainConfig.from_arguments({**config.to_dict(), **settings},
-                                               caller="further_pretrain")
+    config = PretrainConfig.resolve(config, settings, caller="further_pretrain")
     if output_dir is None:
         raise ValueError("`further_pretrain` needs an `output_dir`.")
     experiment = PretrainExperiment(config, sources, output_dir)

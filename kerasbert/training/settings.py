@@ -100,6 +100,15 @@ class Settings:
         return cls(**values)
 
     @classmethod
+    def resolve(cls, config, settings, *, caller):
+        """An entry point's config: `config` (or the defaults) with the
+        keyword `settings` applied over it, checked."""
+        base = config.to_dict() if config is not None else {}
+        if config is not None and not settings:
+            return config
+        return cls.from_arguments({**base, **settings}, caller=caller)
+
+    @classmethod
     def from_arguments(cls, arguments_, *, caller):
         """A config from keyword arguments; one line naming an unknown one."""
         unknown = sorted(set(arguments_) - set(cls.field_names()))
