@@ -1,6 +1,7 @@
 """What every kerasbert classifier on a BERT backbone shares."""
 
 import keras
+import numpy as np
 import keras_hub
 import tensorflow as tf
 
@@ -109,6 +110,26 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
         return super().preprocess_samples(x, self.label_ids(y), sample_weight)
+
+    def check_labels(self, labels):
+        """Raise a one-line `ValueError` naming the first label of in-memory
+        `labels` that is not a class: a name outside `label_names`, or an
+        id outside `0 … num_classes - 1`."""
+        if isinstance(labels, dict) or tf.is_tensor(labels) and not tf.executing_eagerly():
+            return
+        values = np.asarray(labels.numpy() if tf.is_tensor(labels) else labels, dtype=object)
+        for value in values.ravel():
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            if isinstance(value, str):
+                if self.label_names and value not in self.label_names:
+                    raise ValueError(f"Unknown label {value!r}; the classes are "
+                                     f"{list(self.label_names)}.")
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                if not 0 <= int(value) < self.num_classes:
+                    raise ValueError(f"Label id {int(value)} is out of range; the classifier "
+                                     f"has {self.num_classes} classes (ids 0 … "
+                                     f"{self.num_classes - 1}).")
 
     def label_ids(self, labels):
         """Class ids for `labels`: ids pass through, names become their index

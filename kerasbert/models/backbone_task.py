@@ -95,6 +95,8 @@ class BackboneTask:
             validation_split=None, **kwargs):
         # keras-hub batches in-memory inputs in their given order every
         # epoch; reshuffle them each epoch, as Keras does for arrays.
+        if hasattr(self, "check_labels") and y is not None and not _is_dataset(x):
+            self.check_labels(y)
         if shuffle and not validation_split and x is not None and not _is_dataset(x):
             if _is_text(x):
                 x = np.asarray(x, dtype=object)
@@ -107,6 +109,11 @@ class BackboneTask:
             y = batch_size = sample_weight = None
         return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
                            validation_split=validation_split, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        if isinstance(x, (list, tuple, np.ndarray)) and len(x) == 0:
+            raise ValueError("`predict` was given no texts (an empty list).")
+        return super().predict(x, *args, **kwargs)
 
     # keras-hub converts `y` to one tensor here; token inputs with a dict of
     # labels (multi-task batches) go straight to Keras.

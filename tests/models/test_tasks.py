@@ -181,3 +181,15 @@ def test_mixed_precision_models_compute_in_bfloat16_with_float32_logits():
     classifier = kerasbert.LayerSelectedClassifier(backbone, num_classes=2)
     assert classifier.backbone.dtype_policy.name == "mixed_bfloat16"
     assert classifier(inputs).dtype == "float32"
+
+
+def test_fit_and_predict_name_an_unknown_label_and_refuse_no_texts():
+    classifier = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", label_names=["bad", "good"], sequence_length=16)
+    texts = ["a good film", "a bad film", "fine"]
+    with pytest.raises(ValueError, match=r"Unknown label 'XYZ'; the classes are \['bad', 'good'\]"):
+        classifier.fit(texts, ["good", "bad", "XYZ"], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="Label id 2 is out of range"):
+        classifier.fit(texts, [1, 0, 2], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="given no texts"):
+        classifier.predict([])
