@@ -89,3 +89,16 @@ def test_tokens_per_chunk_must_be_positive(tiny):
     model = kerasbert.LayerSelectedClassifier(backbone, 2)
     with pytest.raises(ValueError, match="tokens_per_chunk"):
         kerasbert.export.ServingModule(model, preprocessor, ["a", "b"], tokens_per_chunk=0)
+
+
+def test_export_of_a_classifier_compiled_with_a_wrapped_optimizer(tmp_path):
+    # The wrapper untracks its own step counter and rate; the SavedModel
+    # walk must still accept its variable list.
+    classifier = kerasbert.build_classifier("tiny", ["a", "b"], sequence_length=16)
+    optimizer = kerasbert.optimizers.build_optimizer(
+        classifier, 1e-3, total_steps=10, layer_decay=0.9, weight_decay=0.01)
+    classifier.compile(optimizer=optimizer)
+    optimizer.build(classifier.trainable_variables)
+    kerasbert.export_serving(classifier, classifier.preprocessor, str(tmp_path), ["a", "b"])
+    served = tf.saved_model.load(str(tmp_path)).serve(tf.constant(["who was it ?"]))
+    assert served["probabilities"].shape == (1, 2)

@@ -95,6 +95,12 @@ class OptimizerWrapper(keras.optimizers.Optimizer):
         self._untrack_variable(self._learning_rate)
         self._iterations = inner_optimizer._iterations
         self._untrack_variable(self._iterations)
+        # Untracking removed items from the tracked variable list, which a
+        # SavedModel refuses to save (only appended-to lists are); continue
+        # with a fresh list of what remains.
+        predicate = self._tracker.config["variables"][0]
+        self._variables = list(self._variables)
+        self._tracker.config["variables"] = (predicate, self._variables)
 
     def build(self, var_list):
         super().build(var_list)
