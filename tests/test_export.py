@@ -100,5 +100,5 @@ def test_export_of_a_classifier_compiled_with_a_wrapped_optimizer(tmp_path):
     classifier.compile(optimizer=optimizer)
     optimizer.build(classifier.trainable_variables)
     kerasbert.export_serving(classifier, classifier.preprocessor, str(tmp_path), ["a", "b"])
-    served = tf.saved_model.load(str(tmp_path)).serve(tf.constant(["who was it ?"]))
-    assert served["probabilities"].shape == (1, 2)
+    loaded = tf.saved_model.load(str(tmp_path))
+    assert loaded.serve(tf.constant(["who was it ?"]))["probabilities"].shape == (1, 2)
