@@ -43,7 +43,8 @@ def define_config_flags(config_class, flag_values=FLAGS):
 def config_from_flags(config_class, base=None):
     """A `config_class` from the flags: with `base` (a recorded config as a
     dict), the flags given on the command line replace its values."""
-    values = dict(base or {})
+    # How to treat this output directory is this command's, never the record's.
+    values = {k: v for k, v in (base or {}).items() if k not in ("overwrite", "verbose")}
     for field in dataclasses.fields(config_class):
         flag = FLAGS[field.name]
         if base is not None and not flag.present:

@@ -14,6 +14,8 @@ given on the command line replace recorded values):
   python recipes/finetune.py --from_run=runs/trec_minilm --output_dir=runs/again
 """
 
+import os
+
 import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 
 from absl import flags  # noqa: E402
@@ -39,6 +41,11 @@ def main(_):
     base = recorded_settings(FLAGS.from_run) if FLAGS.from_run else None
     config = config_from_flags(kerasbert.FineTuneConfig, base)
     config = config.replace(**long_text_settings())
+    # Local paths recorded absolute: --from_run works from any directory.
+    config = config.replace(**{
+        name: os.path.abspath(getattr(config, name))
+        for name in ("train", "validation", "test", "backbone", "data_dir")
+        if getattr(config, name) and os.path.exists(getattr(config, name))})
     if config.train is None:
         raise ValueError("--train is required (or --from_run).")
     metrics = kerasbert.fine_tune(config, output_dir=FLAGS.output_dir)

@@ -75,6 +75,9 @@ def main(_):
     lengths = per_task("task_sequence_length", FLAGS.task_sequence_length, int)
     truncations = per_task("task_truncation", FLAGS.task_truncation)
     subsets = per_task("task_train_examples", FLAGS.task_train_examples, int)
+    if subsets and config.train_examples_per_class:
+        raise ValueError("--task_train_examples and --train_examples_per_class both choose a "
+                         "subset; give one of them.")
     tasks = {}
     for value in FLAGS.task:
         name, train_spec, test_spec = parse_task(value)

@@ -73,7 +73,8 @@ def check_sequence_length(name, value):
 
 
 def check_text_fields(name, value):
-    if not value or not all(isinstance(v, str) and v for v in value):
+    if (not isinstance(value, tuple) or not value
+            or not all(isinstance(v, str) and v for v in value)):
         raise ValueError(f"`{name}` must name at least one field. Received: {value!r}")
 
 
@@ -336,13 +337,14 @@ class MaskedLMSettings(Settings):
                                    check=s.positive_int)
     whole_word_masking: bool = setting(
         False, "Mask all word pieces of a selected word together.")
+    # The loop's epoch: history rows and snapshots are counted in it.
     checkpoint_every: int = setting(1000, "Steps between checkpoints (and log rows).",
-                                    check=s.positive_int, changes_result=False)
+                                    check=s.positive_int)
     keep_checkpoints: int = setting(2, "Recent checkpoints kept.", check=s.positive_int,
                                     changes_result=False)
     backbone_snapshots: bool = setting(
         False, "Also keep the encoder of every checkpoint as a preset in "
-        "snapshots/step_<S> (what the paper's Figure 3 fine-tunes).", changes_result=False)
+        "snapshots/step_<S> (what the paper's Figure 3 fine-tunes).")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -353,8 +355,11 @@ class PretrainConfig(RunSettings, RuntimeSettings, MaskedLMSettings):
     batch_size: int = redefault(OptimizerSettings, "batch_size", 32)
     weight_decay: float = redefault(OptimizerSettings, "weight_decay", 0.01)
     sequence_length: int = redefault(TextSettings, "sequence_length", 128)
-    text_fields: tuple = redefault(ReadingSettings, "text_fields", ("text",))
-    data_dir: str | None = redefault(ReadingSettings, "data_dir", None)
+    # The corpus identity is its files' paths, sizes and times, not the texts
+    # read from them: which fields and which TFDS directory change the result.
+    text_fields: tuple = redefault(ReadingSettings, "text_fields", ("text",),
+                                   changes_result=True)
+    data_dir: str | None = redefault(ReadingSettings, "data_dir", None, changes_result=True)
 
     def validate(self):
         super().validate()

@@ -36,6 +36,8 @@ _WATCH = """
 import json, os, signal, socket, sys, time
 parent, seconds, program, tasks = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 time.sleep(seconds)
+if os.getppid() != parent:
+    sys.exit(0)  # the process we watch is gone
 def answers(address):
     host, _, port = address.rpartition(":")
     try:
@@ -89,9 +91,11 @@ def make_strategy(name="default", tpu=None, cluster_timeout=DEFAULT_CLUSTER_TIME
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         watch = ClusterTimeout(cluster_timeout)
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        barrier(strategy)  # returns once every worker has joined
-        watch.disarm()
+        try:
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            barrier(strategy)  # returns once every worker has joined
+        finally:
+            watch.disarm()
         return strategy
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "local")

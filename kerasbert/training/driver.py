@@ -10,6 +10,10 @@ from kerasbert.training.training_run import TrainingRun
 def strategy_for(config, strategy=None):
     """`strategy` if given, else the one `config.strategy` names (the
     current strategy for `"default"`)."""
+    if isinstance(strategy, str):
+        raise ValueError(
+            f"`strategy` must be a tf.distribute.Strategy; to name one ({strategy!r}), set the "
+            "config's `strategy` setting instead.")
     if strategy is not None:
         return strategy
     if config.strategy == "default":

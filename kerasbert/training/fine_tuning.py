@@ -129,6 +129,9 @@ def fine_tune(config=None, train=None, output_dir=None, *, validation=None, test
     if output_dir is None:
         raise ValueError("`fine_tune` needs an `output_dir`.")
     if train is None:
+        if validation is not None or test is not None:
+            raise ValueError("`fine_tune` got `validation`/`test` data but no `train`; pass "
+                             "all as LabeledTexts, or none (the config's paths are read).")
         train, validation, test = read_classification_data(config)
     experiment = FineTuneExperiment(config, train, validation, test, classifier=built,
                                     head_weights=head_weights)

@@ -71,9 +71,9 @@ def multitask_fine_tune(config=None, tasks=None, output_dir=None, *, strategy=No
     classifier (layers, combine, dropout, freezing), long-text and
     precision settings are those of `fine_tune`. The text settings are every
     task's defaults; a `TaskData` may set its own length and truncation.
-    The joint phase trains `[CLS]` heads on head/tail/head+tail inputs;
-    `truncation="segments"` and `classifier="feature_bilstm"` apply to the
-    per-task phase only and are refused for the joint one.
+    Both phases train `[CLS]` heads on head/tail/head+tail inputs:
+    `truncation="segments"` (and with it the segment settings) and
+    `classifier="feature_bilstm"` are refused in one line.
 
     Writes `output_dir/metrics.json` (settings, joint per-epoch metrics,
     joint validation/test accuracy and error per task, and the per-task
@@ -124,6 +124,10 @@ class MultiTaskExperiment(Experiment):
                 raise ValueError(
                     f"Task {name}: the joint phase reads one sequence per text; truncation "
                     f"must be head, tail or head_tail. Received: {text['truncation']!r}")
+        if config.truncation == "segments":
+            raise ValueError(
+                "`truncation` must be head, tail or head_tail for multi-task training (one "
+                "sequence per text and task). Received: 'segments'")
         if config.classifier != "cls":
             raise ValueError(
                 "`classifier` must be 'cls' for multi-task training (one softmax head per "

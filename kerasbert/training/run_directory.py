@@ -73,6 +73,16 @@ def setting_differences(old, new):
     return differences
 
 
+def _data_paths(data):
+    """Every `"path"` a data identity names (see `fingerprint.path_identity`)."""
+    if isinstance(data, dict):
+        paths = [data["path"]] if isinstance(data.get("path"), str) else []
+        return paths + [p for value in data.values() for p in _data_paths(value)]
+    if isinstance(data, list):
+        return [p for value in data for p in _data_paths(value)]
+    return []
+
+
 class RunDirectory:
     """One run's output directory: lock, fingerprint, stages, atomic writes.
 
@@ -222,6 +232,13 @@ class RunDirectory:
                     "--overwrite clears only run directories. Move them, or choose another "
                     "--output_dir."
                 )
+            inside = [path for path in _data_paths(self.data)
+                      if os.path.abspath(path).startswith(self.path + os.sep)]
+            if inside:
+                raise RunDirectoryError(
+                    f"--overwrite would clear {self.path}, which holds this run's own input "
+                    f"{inside[0]}; copy it elsewhere, or choose another --output_dir."
+                )
             # Cleared only by `begin()`, once every check of the new run has
             # passed: a refused run leaves the old one as it was.
             self.record = self._new_record()
@@ -285,6 +302,9 @@ class RunDirectory:
         self._pending_clear = False
         if not self.chief:
             return
+        # run.json first: a kill during the clear leaves no ledger beside
+        # half-removed outputs.
+        remove_path(os.path.join(self.path, RUN_FILE))
         for name in os.listdir(self.path):
             if name != LOCK_FILE:
                 remove_path(os.path.join(self.path, name))
@@ -300,11 +320,15 @@ class RunDirectory:
         missing = {stage: files for stage, files in missing.items() if files}
         if not missing:
             return
+        # Every stage after the first incomplete one is redone too: its
+        # results came from the lost one.
+        order = list(self.record["stages"])
+        first = min(order.index(stage) for stage in missing)
         for stage, files in sorted(missing.items()):
-            logging.warning("%s: %s of the finished stage %r is missing; redoing the stage.",
-                            self.path, ", ".join(files), stage)
+            logging.warning("%s: %s of the finished stage %r is missing; redoing it and the "
+                            "stages after it.", self.path, ", ".join(files), stage)
+        for stage in order[first:]:
             del self.record["stages"][stage]
-        self.record["stages"].pop("metrics", None)
 
     def _holds_this_run(self, run_file):
         # `overwrite` clears only another run: the same settings resume.

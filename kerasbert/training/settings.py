@@ -40,11 +40,16 @@ def setting(default, help, *, changes_result=True, check=None, choices=None, par
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def redefault(section, name, default):
-    """The field `name` of `section` with another default: a run kind whose
-    paper setting differs (pre-training's learning rate) keeps one help."""
+def redefault(section, name, default, *, changes_result=None):
+    """The field `name` of `section` with another default (and, where the
+    run kind's data identity does not cover it, another result role): a run
+    kind whose paper setting differs (pre-training's learning rate) keeps
+    one help."""
     field = section.__dataclass_fields__[name]
-    return dataclasses.field(default=default, metadata=field.metadata)
+    metadata = dict(field.metadata)
+    if changes_result is not None:
+        metadata["changes_result"] = changes_result
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

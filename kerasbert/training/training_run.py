@@ -63,8 +63,11 @@ class TrainingRun:
         fingerprint = {**config.result_dict(), "strategy": strategy_name(self.strategy),
                        "adam_update": ADAM_UPDATE, RUN_FORMAT_KEY: RUN_FORMAT}
         if settings is not None:
+            # What a kind records beside its config (a built classifier's
+            # config); corpus specs and task sizes are in the data identity.
             fingerprint["recorded"] = {k: v for k, v in settings.items()
-                                       if k not in config.field_names()}
+                                       if k not in config.field_names()
+                                       and k not in ("sources", "tasks")}
         self._run_directory = RunDirectory(
             output_dir, fingerprint, data, overwrite=config.overwrite,
             chief=is_chief(self.strategy)

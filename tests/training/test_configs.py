@@ -155,3 +155,10 @@ def test_a_run_directory_of_an_earlier_format_is_refused_in_one_line(tmp_path):
     with pytest.raises(kerasbert.RunDirectoryError, match="earlier kerasbert") as error:
         kerasbert.fine_tune("tiny", data, str(tmp_path), sequence_length=16, verbose=0)
     assert "\n" not in str(error.value)
+
+
+def test_pretraining_fingerprints_what_its_corpus_identity_does_not_cover():
+    result = configs.PretrainConfig().result_dict()
+    assert {"text_fields", "data_dir", "checkpoint_every", "backbone_snapshots"} <= set(result)
+    with pytest.raises(ValueError, match="`text_fields` must name at least one field"):
+        configs.FineTuneConfig(text_fields="body")

@@ -72,3 +72,20 @@ def test_a_rerun_redoes_the_stage_whose_files_were_deleted(tmp_path, lost):
     assert again["epochs"] == metrics["epochs"] and again["validation"] == metrics["validation"]
     classifier = kerasbert.load_classifier(str(tmp_path))
     assert classifier.label_names == ["pos", "neg"]
+
+
+def test_overwrite_refuses_to_clear_its_own_input(tmp_path):
+    finished_run(tmp_path / "run")
+    backbone = tmp_path / "run" / "preset"  # a finished run's encoder, inside the run
+    with pytest.raises(kerasbert.RunDirectoryError, match="holds this run's own input"):
+        kerasbert.fine_tune(str(backbone), sentiment_data(24, 0), str(tmp_path / "run"),
+                            overwrite=True, **{**RUN, "learning_rate": 1e-3})
+    assert (backbone / "config.json").exists()
+
+
+def test_a_lost_stage_is_redone_with_every_stage_after_it(tmp_path):
+    finished_run(tmp_path)
+    shutil.rmtree(tmp_path / "checkpoints")
+    metrics = finished_run(tmp_path)  # retrained: the later stages came from the lost one
+    assert metrics["resumed_from_step"] == 0
+    assert (tmp_path / "checkpoints").exists() and (tmp_path / "preset").exists()
