@@ -145,7 +145,7 @@ class CheckpointDirectory:
                              f"{_OVERWRITE}.") from None
         tree, _ = training_state(model, optimizer=not model_only, metrics=not model_only)
         prefix = os.path.join(directory, VARIABLES)
-        self._check_fits(prefix, tree)
+        keys = self._check_fits(prefix, tree)
         step = state.get("step", 0)
         checkpoint = _checkpoint(tree, step, with_step=not model_only)
         try:
@@ -155,6 +155,8 @@ class CheckpointDirectory:
         if model_only:
             status.expect_partial()
         status.assert_existing_objects_matched()
+        if not model_only:
+            self._restore_summed_totals(prefix, tree, keys)
         if not model_only and int(checkpoint.step.numpy()) != step:
             raise ValueError(f"Checkpoint {directory} holds step {int(checkpoint.step.numpy())} "
                              f"but its {STATE_FILE} says {step}; {_OVERWRITE}.")
@@ -174,7 +176,7 @@ class CheckpointDirectory:
             graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
         except (tf.errors.OpError, DecodeError, ValueError, IndexError) as error:
             raise _unreadable(prefix, error, data=True) from None
-        expected = set()
+        expected, keys = set(), {}
         for names, variable in leaf_paths(tree):
             node = _find(graph, names)
             key = None if node is None else next(
@@ -186,9 +188,31 @@ class CheckpointDirectory:
                 self._refuse(prefix, f"{'/'.join(names)} has shape {tuple(shapes[key])} there "
                                      f"and {tuple(variable.shape)} here")
             expected.add(key)
+            keys[names] = key
         for names, key in _saved_variables(graph, tree.keys()):
             if key not in expected:
                 self._refuse(prefix, f"its {'/'.join(names)} is not in this model")
+        return keys
+
+    def _restore_summed_totals(self, prefix, tree, keys):
+        # A sum-aggregated metric total restored by `tf.train.Checkpoint` is
+        # divided among the replicas, which rounds differently from the
+        # uninterrupted run; the first replica takes it whole instead, as
+        # the running replicas' partial sums would have it.
+        if self.strategy.num_replicas_in_sync == 1:
+            return
+        reader = tf.train.load_checkpoint(prefix)
+        for names, variable in leaf_paths(tree):
+            if getattr(variable, "synchronization", None) not in (
+                    "on_read", tf.VariableSynchronization.ON_READ):
+                continue
+            value = tf.constant(reader.get_tensor(keys[names]))
+
+            def assign_on_replica(variable=variable, value=value):
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+                variable.assign(tf.where(replica == 0, value, tf.zeros_like(value)))
+
+            self.strategy.run(assign_on_replica)
 
     def _refuse(self, prefix, mismatch):
         raise ValueError(
