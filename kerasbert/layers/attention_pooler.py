@@ -69,7 +69,7 @@ class AttentionPooler(SequencePooler):
 
     def call(self, inputs, mask=None):
         weights = ops.cast(self.attention_weights(inputs, mask), inputs.dtype)
-        return ops.sum(inputs * weights[..., None], axis=1)
+        return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
 
     def get_config(self):
         config = super().get_config()

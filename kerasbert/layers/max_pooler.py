@@ -33,7 +33,7 @@ class MaxPooler(SequencePooler):
     def call(self, inputs, mask=None):
         if mask is None:
             return ops.max(inputs, axis=1)
-        real = ops.not_equal(mask, 0)[..., None]
+        real = ops.expand_dims(ops.not_equal(mask, 0), -1)
         lowest = ops.full_like(inputs, -65504.0)  # finite in float16 too
         pooled = ops.max(ops.where(real, inputs, lowest), axis=1)
         any_real = ops.any(real, axis=1)

@@ -33,7 +33,7 @@ class MeanPooler(SequencePooler):
     def call(self, inputs, mask=None):
         if mask is None:
             return ops.mean(inputs, axis=1)
-        weights = ops.cast(ops.not_equal(mask, 0), inputs.dtype)[..., None]
+        weights = ops.expand_dims(ops.cast(ops.not_equal(mask, 0), inputs.dtype), -1)
         total = ops.sum(inputs * weights, axis=1)
         count = ops.maximum(ops.sum(weights, axis=1), 1.0)
         return total / count

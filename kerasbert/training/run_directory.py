@@ -48,7 +48,7 @@ RUN_FORMAT_KEY = "run_format"
 # clears a directory only if it holds nothing else.
 RUN_FILES = (
     RUN_FILE, LOCK_FILE, f"{PARTIAL_PREFIX}*", "metrics.json", "history.csv", "logs",
-    "checkpoints", "preset", "saved_model", "saved_model_*", "joint", "finetuned_*",
+    "checkpoints", "preset", "saved_model", "saved_model_*", "int8", "joint", "finetuned_*",
     "shared_backbone", "backbone", "snapshots",
 )
 
