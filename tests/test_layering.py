@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "kerasbert"
 FLOORS = (
     ("utils",),
     ("text", "layers", "optimizers", "backbones", "tf1_checkpoint"),
-    ("data", "models", "export"),
+    ("data", "models", "export", "int8"),
     ("training",),
     ("prediction", "reproduction"),
 )
