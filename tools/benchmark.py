@@ -17,16 +17,25 @@ synthetic batch as throughput mode:
 
   .venv/bin/python tools/benchmark.py --mode=profile --sequence_length=18 --compare
 
-Serving: the exported raw-text SavedModel (tokenizer in the graph) on the
-500 TREC-6 test questions and on 1,000 IMDb reviews at length 512 — texts/s at
-batch 32 and latency p50/p99 at batch 1 — against HF's fast tokenizer + model
-under torch.no_grad with dynamic padding:
+Serving: the exported raw-text SavedModel (tokenizer in the graph) and the
+int8 classifier (`kerasbert.export_int8`, LiteRT) on the 500 TREC-6 test
+questions and on 1,000 IMDb reviews at length 512 — texts/s at batch 32 and
+latency p50/p99 at batch 1, peak memory, each in its own process — against
+HF's fast tokenizer + model under torch.no_grad with dynamic padding, in
+fp32 and with PyTorch's dynamic int8 quantization of the Linear layers:
 
   .venv/bin/python tools/benchmark.py --mode=inference --compare
 
 --compare runs tools/hf_baseline.py with the same settings in a child
 process under --hf_python (an interpreter with torch and transformers; the
 default is .venv-hf/bin/python) and prints the ratio of the two.
+
+The limit: every mode measures the machine's GEMM ceiling (tools/ceiling.py:
+fp32 TensorFlow matmul, and LiteRT's int8 fully-connected op when int8 is
+timed, on a BERT layer's shapes) and reports, under "ceiling", the model
+FLOPs each path achieves per second (counted from the real word-piece
+counts of the texts it runs, padding not counted) and their fraction of the
+ceiling.
 """
 
 import json
@@ -46,7 +55,8 @@ sys.path.insert(0, os.path.join(ROOT, "recipes"))  # the recipes' flag definitio
 
 from config_flags import define_config_flags  # noqa: E402
 from kerasbert.training.configs import RuntimeSettings  # noqa: E402
-from host_memory import peak_host_memory_mb  # noqa: E402  (tools/, this script's directory)
+import ceiling  # noqa: E402  (tools/, this script's directory)
+from host_memory import peak_host_memory_mb  # noqa: E402
 from timing import median_milliseconds  # noqa: E402
 from timing import serving_speed  # noqa: E402
 
@@ -76,6 +86,8 @@ flags.DEFINE_integer("inference_batch_size", 32, "Inference: batch size for text
 flags.DEFINE_integer("tokens_per_chunk", None,
                      "Inference: the SavedModel's chunk size (kerasbert.export_serving); unset: "
                      "its default, 0: whole batches.")
+flags.DEFINE_enum("serving", "both", ["both", "saved_model", "int8"],
+                  "Inference: which of kerasbert's artifacts to time (each in its own process).")
 flags.DEFINE_bool(
     "static_shapes", False,
     "Profile: trace the steps for the batch's exact shape instead of any batch size and length "
@@ -84,11 +96,11 @@ define_config_flags(RuntimeSettings)
 FLAGS = flags.FLAGS
 
 
-def model_flops_per_example(backbone, length, training):
-    """PaLM-style count: 2·N·T forward (+ attention), ×3 for training."""
-    parameters = sum(int(v.numpy().size) for v in backbone.weights)
-    forward = 2 * parameters * length + 4 * backbone.num_layers * backbone.hidden_dim * length**2
-    return 3 * forward if training else forward
+def against_ceiling(flops, seconds, ceiling_gflops):
+    """Achieved model GFLOP/s and its fraction of a GEMM ceiling."""
+    achieved = flops / seconds / 1e9
+    return {"model_gflops_per_second": achieved,
+            "fraction_of_ceiling": achieved / ceiling_gflops}
 
 
 def make_optimizer(model):
@@ -140,9 +152,19 @@ def throughput():
         "peak_host_memory_mb": peak_host_memory_mb(),
         "devices": [d.name for d in tf.config.list_logical_devices()],
     }
+    lengths = [FLAGS.sequence_length] * examples
     if FLAGS.peak_tflops:
-        flops = model_flops_per_example(backbone, FLAGS.sequence_length, training=True)
-        result["train_mfu"] = result["train_examples_per_second"] * flops / (FLAGS.peak_tflops * 1e12)
+        flops = ceiling.model_flops(backbone, lengths, training=True)
+        result["train_mfu"] = flops / train_seconds / (FLAGS.peak_tflops * 1e12)
+    elif not tf.config.list_physical_devices("GPU"):
+        fp32 = ceiling.fp32_gemm_gflops(backbone.hidden_dim)
+        result["ceiling"] = {
+            "fp32_gemm_gflops": fp32,
+            "training": against_ceiling(
+                ceiling.model_flops(backbone, lengths, training=True), train_seconds, fp32),
+            "inference": against_ceiling(
+                ceiling.model_flops(backbone, lengths), infer_seconds, fp32),
+        }
     return result
 
 
@@ -220,13 +242,21 @@ def profile():
 
     forward_ms = milliseconds(lambda: forward(features, labels))
     forward_backward_ms = milliseconds(lambda: forward_backward(features, labels))
-    return {
+    train_step_ms = milliseconds(train_step_done)
+    result = {
         "forward_ms": forward_ms,
         "backward_ms": forward_backward_ms - forward_ms,
         "optimizer_update_ms": milliseconds(update_done),
-        "train_step_ms": milliseconds(train_step_done),
+        "train_step_ms": train_step_ms,
         "trainable_parameters": int(sum(np.prod(v.shape) for v in variables)),
     }
+    if not tf.config.list_physical_devices("GPU"):
+        fp32 = ceiling.fp32_gemm_gflops(backbone.hidden_dim)
+        flops = ceiling.model_flops(backbone, [FLAGS.sequence_length] * FLAGS.batch_size,
+                                    training=True)
+        result["ceiling"] = {"fp32_gemm_gflops": fp32,
+                             "train_step": against_ceiling(flops, train_step_ms / 1000, fp32)}
+    return result
 
 
 def inference_texts():
@@ -243,31 +273,97 @@ def inference_texts():
 
 
 def inference():
+    """Time kerasbert's artifacts, each in a child process of its own (so
+    that each one's peak memory is its own), and both against the ceiling."""
+    if FLAGS.serving != "both":
+        return serve_artifact(FLAGS.serving)
+    result = {}
+    for artifact in ("saved_model", "int8"):
+        command = [sys.executable, os.path.abspath(__file__), f"--serving={artifact}",
+                   *[argument for argument in sys.argv[1:]
+                     if not argument.startswith(("--serving", "--compare"))]]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"Timing {artifact} failed:\n{completed.stderr[-3000:]}")
+        result[artifact] = json.loads(completed.stdout[completed.stdout.index("{"):])["kerasbert"]
+    return result
+
+
+def inference_label_names():
+    """The classes of --data_dir's training file (the served head's size)."""
+    with open(os.path.join(FLAGS.data_dir, "train.jsonl"), encoding="utf-8") as file:
+        return sorted({str(json.loads(line)["label"]) for line in file if line.strip()})
+
+
+def serve_artifact(artifact):
+    """texts/s, latency and peak memory of one artifact on TREC and IMDb."""
     import tensorflow as tf
 
     import kerasbert
 
     texts = inference_texts()
-    with open(os.path.join(FLAGS.data_dir, "train.jsonl"), encoding="utf-8") as file:
-        label_names = sorted({str(json.loads(line)["label"]) for line in file if line.strip()})
+    label_names = inference_label_names()
     model = kerasbert.LayerSelectedClassifier.from_preset(
         FLAGS.backbone, label_names=label_names, sequence_length=512,
         dtype=FLAGS.mixed_precision,
     )
     result = {}
     with tempfile.TemporaryDirectory() as path:
-        chunk = {None: "auto", 0: None}.get(FLAGS.tokens_per_chunk, FLAGS.tokens_per_chunk)
-        kerasbert.export_serving(model, model.preprocessor, path, label_names, chunk)
-        serving = tf.saved_model.load(path)
+        if artifact == "int8":
+            kerasbert.export_int8(model, model.preprocessor, path, label_names)
+            classifier = kerasbert.Int8Classifier(path)
 
-        def classify(batch):
-            return serving.serve(tf.constant(batch))["probabilities"].numpy()
+            def classify(batch):
+                return classifier(batch)[0]
+        else:
+            chunk = {None: "auto", 0: None}.get(FLAGS.tokens_per_chunk, FLAGS.tokens_per_chunk)
+            kerasbert.export_serving(model, model.preprocessor, path, label_names, chunk)
+            serving = tf.saved_model.load(path)
+
+            def classify(batch):
+                return serving.serve(tf.constant(batch))["probabilities"].numpy()
 
         for name, chosen in texts.items():
             result[name] = serving_speed(
                 classify, chosen, FLAGS.inference_batch_size, FLAGS.latency_texts)
     result["peak_host_memory_mb"] = peak_host_memory_mb()
     return result
+
+
+def word_piece_counts(texts):
+    """Word pieces of each text as a classifier reads it: [CLS] text [SEP],
+    cut to 512 (the head+tail or head cut keeps 512)."""
+    import kerasbert
+
+    _, tokenizer = kerasbert.load_backbone(FLAGS.backbone)
+    pieces = tokenizer(texts)
+    return [min(512, len(row) + 2) for row in pieces]
+
+
+def serving_ceiling(results, texts):
+    """The GEMM ceilings, and each timed path's model GFLOP/s against the
+    ceiling of its precision, from the word pieces of the texts it ran."""
+    import kerasbert
+
+    backbone, _ = kerasbert.load_backbone(FLAGS.backbone)
+    head = backbone.hidden_dim * len(inference_label_names())
+    flops = {name: ceiling.model_flops(backbone, word_piece_counts(chosen), head_parameters=head)
+             for name, chosen in texts.items()}
+    limits = {"fp32": ceiling.fp32_gemm_gflops(backbone.hidden_dim)}
+    if any("int8" in path for path in results):
+        limits["int8"] = ceiling.int8_gemm_gflops(backbone.hidden_dim)
+    report = {"fp32_gemm_gflops": limits["fp32"]}
+    if "int8" in limits:
+        report["int8_gemm_gflops"] = limits["int8"]
+    for path, result in results.items():
+        limit = limits["int8" if "int8" in path else "fp32"]
+        report[path] = {
+            name: {"model_gflop": flops[name] / 1e9,
+                   **against_ceiling(flops[name],
+                                     len(texts[name]) / result[name]["texts_per_second"], limit)}
+            for name in texts
+        }
+    return report
 
 
 def end_to_end():
@@ -283,16 +379,27 @@ def end_to_end():
             mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
             sparse_embedding_updates=FLAGS.sparse_embedding_updates, export=False, verbose=0,
         )
-    return {
+    result = {
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": metrics["train_seconds"],
         "train_examples_per_second": FLAGS.epochs * len(train) / metrics["train_seconds"],
         "test_error": metrics["test"]["error"],
         "peak_host_memory_mb": peak_host_memory_mb(),
     }
+    backbone, _ = kerasbert.load_backbone(FLAGS.backbone)
+    fp32 = ceiling.fp32_gemm_gflops(backbone.hidden_dim)
+    train_flops = FLAGS.epochs * ceiling.model_flops(
+        backbone, word_piece_counts(train.texts), training=True)
+    test_flops = ceiling.model_flops(backbone, word_piece_counts(test.texts))
+    result["ceiling"] = {
+        "fp32_gemm_gflops": fp32,
+        "training": against_ceiling(train_flops, metrics["train_seconds"], fp32),
+        "evaluation": against_ceiling(test_flops, metrics["test"]["seconds"], fp32),
+    }
+    return result
 
 
-def huggingface():
+def huggingface(extra=()):
     from kerasbert import backbones
 
     model_dir = backbones.minilm_directory() if FLAGS.backbone == "minilm" else FLAGS.backbone
@@ -307,6 +414,7 @@ def huggingface():
         command += [f"--imdb={FLAGS.imdb}", f"--imdb_texts={FLAGS.imdb_texts}",
                     f"--latency_texts={FLAGS.latency_texts}",
                     f"--inference_batch_size={FLAGS.inference_batch_size}"]
+    command += list(extra)
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"The HuggingFace baseline failed:\n{result.stderr[-3000:]}")
@@ -322,19 +430,36 @@ def main(_):
             raise app.UsageError(f"--{name} must be positive.")
     ours = {"throughput": throughput, "end_to_end": end_to_end, "profile": profile,
             "inference": inference}[FLAGS.mode]()
+    if FLAGS.mode == "inference" and FLAGS.serving == "both":
+        inference_report(ours)
+        return
     print(json.dumps({"kerasbert": ours}, indent=2))
     if FLAGS.compare:
         theirs = huggingface()
         print(json.dumps({"huggingface_pytorch": theirs}, indent=2))
-        if FLAGS.mode == "inference":
-            for name in ("trec", "imdb"):
-                for key in ("texts_per_second", "latency_p50_ms", "latency_p99_ms"):
-                    print(f"{name} kerasbert / huggingface {key}: "
-                          f"{ours[name][key] / theirs[name][key]:.3f}")
-            return
         key = {"end_to_end": "wall_seconds", "throughput": "train_examples_per_second",
                "profile": "train_step_ms"}[FLAGS.mode]
         print(f"kerasbert / huggingface {key}: {ours[key] / theirs[key]:.3f}")
+
+
+def inference_report(ours):
+    """Print kerasbert's and (--compare) HF's serving figures, the ratios,
+    and every path against the GEMM ceiling of its precision."""
+    paths = {f"kerasbert_{name}": result for name, result in ours.items()}
+    if FLAGS.compare:
+        paths["huggingface_fp32"] = huggingface()
+        paths["huggingface_int8"] = huggingface(["--quantize_dynamic"])
+    paths_ceiling = serving_ceiling(paths, inference_texts())
+    print(json.dumps({**paths, "ceiling": paths_ceiling}, indent=2))
+    if not FLAGS.compare:
+        return
+    for ours_name in ("kerasbert_saved_model", "kerasbert_int8"):
+        for theirs_name in ("huggingface_fp32", "huggingface_int8"):
+            for name in ("trec", "imdb"):
+                ratios = ", ".join(
+                    f"{key} {paths[ours_name][name][key] / paths[theirs_name][name][key]:.3f}"
+                    for key in ("texts_per_second", "latency_p50_ms", "latency_p99_ms"))
+                print(f"{name} {ours_name} / {theirs_name}: {ratios}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ throughput: training and inference examples/second on fixed-length batches.
 profile: forward / backward / optimizer-update milliseconds per training step.
 inference: texts/s at batch 32 and batch-1 latency on the TREC test questions
 and IMDb reviews (fast tokenizer, truncation to 512, dynamic padding,
-torch.no_grad), as tools/benchmark.py --mode=inference times the SavedModel.
+torch.no_grad; --quantize_dynamic: int8 Linear layers), as
+tools/benchmark.py --mode=inference times kerasbert's artifacts.
 Prints one JSON line.
 """
 
@@ -43,6 +44,9 @@ def main():
     parser.add_argument("--imdb_texts", type=int, default=1000)
     parser.add_argument("--latency_texts", type=int, default=100)
     parser.add_argument("--inference_batch_size", type=int, default=32)
+    parser.add_argument("--quantize_dynamic", action="store_true",
+                        help="inference: PyTorch's dynamic int8 quantization of the Linear "
+                             "layers (torch.ao.quantization.quantize_dynamic).")
     args = parser.parse_args()
 
     import torch
@@ -138,6 +142,8 @@ def serving(torch, tokenizer, args):
         classes = len({str(json.loads(line)["label"]) for line in file if line.strip()})
     model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=classes)
     model.eval()
+    if args.quantize_dynamic:
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
     def classify(batch):
         with torch.no_grad():
