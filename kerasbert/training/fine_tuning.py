@@ -342,9 +342,9 @@ class FineTuneExperiment(Experiment):
             if test is not None:
                 # int8's measured cost in accuracy, beside fp32's on the same texts.
                 fp32 = loop.predicted_classes(self._batches(test, False))
-                int8 = np.concatenate([
-                    Int8Classifier(path).logits(test.texts[i:i + 64]).argmax(-1)
-                    for i in range(0, len(test), 64)])
+                classifier = Int8Classifier(path)
+                int8 = np.concatenate([classifier.logits(test.texts[i:i + 64]).argmax(-1)
+                                       for i in range(0, len(test), 64)])
                 result = {"test_error": float(np.mean(int8 != test.labels)),
                           "changed_share": float(np.mean(int8 != fp32)),
                           "examples": len(test)}
