@@ -50,7 +50,7 @@ def test_summarize_runs_prints_errors_in_percent(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["throughput", "end_to_end", "profile"])
+@pytest.mark.parametrize("mode", ["throughput", "end_to_end", "profile", "inference"])
 def test_benchmark_prints_figures(tmp_path, mode):
     import json
 
@@ -60,14 +60,34 @@ def test_benchmark_prints_figures(tmp_path, mode):
         lines = source.readlines()
     (data / "train.jsonl").write_text("".join(lines[:48]))
     (data / "test.jsonl").write_text("".join(lines[48:64]))
+    (data / "long.jsonl").write_text("".join(lines[64:70]))
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "benchmark.py"), f"--mode={mode}",
          "--backbone=tiny", "--steps=2", "--sequence_length=16", "--batch_size=8",
-         "--epochs=1", f"--data_dir={data}"],
+         "--epochs=1", f"--data_dir={data}", f"--imdb={data}/long.jsonl", "--imdb_texts=6",
+         "--latency_texts=2"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    if mode == "inference":
+        # Each artifact timed in its own process, both against their ceiling.
+        figures = json.loads(result.stdout)
+        limits = figures["ceiling"]
+        assert limits["fp32_gemm_gflops"] > 0 and limits["int8_gemm_gflops"] > 0
+        for artifact in ("kerasbert_saved_model", "kerasbert_int8"):
+            for name in ("trec", "imdb"):
+                assert figures[artifact][name]["texts_per_second"] > 0
+                assert limits[artifact][name]["model_gflop"] > 0
+                assert 0 < limits[artifact][name]["fraction_of_ceiling"] < 1
+            assert figures[artifact]["peak_host_memory_mb"] > 0
+        return
     figures = json.loads(result.stdout)["kerasbert"]
+    limit = figures["ceiling"]
+    assert limit["fp32_gemm_gflops"] > 0
+    paths = {"profile": ["train_step"], "throughput": ["training", "inference"],
+             "end_to_end": ["training", "evaluation"]}[mode]
+    for path in paths:
+        assert 0 < limit[path]["fraction_of_ceiling"] < 1, limit
     if mode == "profile":
         import kerasbert
 
