@@ -101,6 +101,28 @@ def long_text_settings():
     return values
 
 
+# Flags that act only under another setting: (flag, setting, values under
+# which it acts, what the flag needs).
+CONDITIONAL_FLAGS = (
+    ("head_length", "truncation", ("head_tail",), "--truncation=head_tail"),
+    ("segment_pooling", "truncation", ("segments",), "--truncation=segments"),
+    ("max_segments", "truncation", ("segments",), "--truncation=segments"),
+    ("segment_stride", "truncation", ("segments",), "--truncation=segments"),
+    ("layer_decay", "freeze_backbone", (False,), "a trained encoder (drop --freeze_backbone)"),
+)
+
+
+def check_flags_take_effect(config):
+    """Refuse, in one line, a flag given on the command line that the
+    config's other settings make a no-op (e.g. --head_length under
+    --truncation=head)."""
+    for name, setting, acting, needs in CONDITIONAL_FLAGS:
+        if name in FLAGS and FLAGS[name].present and getattr(config, setting) not in acting:
+            raise ValueError(
+                f"--{name}={FLAGS[name].value} has no effect with --{setting}="
+                f"{str(getattr(config, setting)).lower()}; it needs {needs}. Drop it.")
+
+
 def _flag_text(default):
     if isinstance(default, tuple):
         return ",".join(str(v) for v in default)

@@ -21,6 +21,7 @@ import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 from absl import flags  # noqa: E402
 
 import kerasbert  # noqa: E402
+from config_flags import check_flags_take_effect  # noqa: E402
 from config_flags import config_from_flags  # noqa: E402
 from config_flags import define_config_flags  # noqa: E402
 from config_flags import define_long_text_flag  # noqa: E402
@@ -41,6 +42,7 @@ def main(_):
     base = recorded_settings(FLAGS.from_run) if FLAGS.from_run else None
     config = config_from_flags(kerasbert.FineTuneConfig, base)
     config = config.replace(**long_text_settings())
+    check_flags_take_effect(config)
     # Local paths recorded absolute: --from_run works from any directory.
     config = config.replace(**{
         name: os.path.abspath(getattr(config, name))

@@ -46,8 +46,10 @@ flags.DEFINE_enum("input_format", "auto", prediction.INPUT_FORMATS,
                   "The input's format; auto: by extension (.jsonl, .csv, .tsv; else text).")
 flags.DEFINE_list("text_fields", ["text"], "Fields joined with a space to form the text.")
 flags.DEFINE_string("label_field", None, "The label field: evaluate the predictions too.")
-flags.DEFINE_enum("empty_text", "error", ["error", "keep"],
-                  "An empty text: fail naming its line, or classify it from [CLS] [SEP].")
+flags.DEFINE_enum("empty_text", None, ["error", "keep"],
+                  "An empty text: fail naming its line, or classify it from [CLS] [SEP]. "
+                  "Default: the rule the model's training run recorded (its metrics.json, "
+                  "in --model or the folder above it), else error.")
 flags.DEFINE_integer("batch_size", 32, "Texts per batch.", lower_bound=1)
 flags.DEFINE_string("evaluation_dir", None,
                     "Where evaluation.{json,md,png} go; default: --output's directory.")
@@ -117,9 +119,26 @@ class Output:
             os.remove(self.temporary)  # a failed run leaves no half-written output
 
 
+def training_empty_text(model):
+    """The `empty_text` rule the run that trained `model` recorded in its
+    `metrics.json`, or None. `model` is a run directory or a folder inside
+    one (`saved_model/`, `int8/`, `preset/`)."""
+    for folder in (model, os.path.dirname(os.path.abspath(model))):
+        path = os.path.join(folder, "metrics.json")
+        if os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8") as file:
+                    rule = json.load(file).get("settings", {}).get("empty_text")
+            except (OSError, ValueError, AttributeError):
+                return None
+            return rule if rule in ("error", "keep") else None
+    return None
+
+
 def main(argv):
+    empty_text = FLAGS.empty_text or training_empty_text(FLAGS.model) or "error"
     examples = prediction.read_examples(
-        FLAGS.input, FLAGS.input_format, FLAGS.text_fields, FLAGS.label_field, FLAGS.empty_text,
+        FLAGS.input, FLAGS.input_format, FLAGS.text_fields, FLAGS.label_field, empty_text,
     )
     classifier = prediction.Classifier(FLAGS.model)
     to_stdout = FLAGS.output == "-"

@@ -350,6 +350,13 @@ def test_predict_recipe_on_a_file_and_on_stdin(tmp_path):
     kept = run_recipe("predict.py", f"--model={tmp_path / 'model'}", f"--input={plain}",
                       "--empty_text=keep", f"--output={tmp_path / 'blank.jsonl'}")
     assert kept.returncode == 0 and len((tmp_path / "blank.jsonl").read_text().splitlines()) == 2
+    # Without --empty_text, the rule the model's training run recorded (its
+    # metrics.json, in --model or the folder above).
+    (tmp_path / "metrics.json").write_text(json.dumps({"settings": {"empty_text": "keep"}}))
+    recorded = run_recipe("predict.py", f"--model={tmp_path / 'model'}", f"--input={plain}",
+                          f"--output={tmp_path / 'recorded.jsonl'}")
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    assert len((tmp_path / "recorded.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow
@@ -430,6 +437,11 @@ def test_contradicting_long_text_flags_are_refused_before_any_work(tmp_path):
         (["--long_text=head", "--truncation=tail"], "--long_text=head sets --truncation=head"),
         (["--long_text=segments_max", "--segment_pooling=attention"],
          "--long_text=segments_max sets --segment_pooling=max"),
+        # A flag that another setting makes a no-op.
+        (["--head_length=40"], "--head_length=40 has no effect with --truncation=head; it "
+                               "needs --truncation=head_tail"),
+        (["--freeze_backbone", "--layer_decay=0.9"],
+         "--layer_decay=0.9 has no effect with --freeze_backbone=true"),
     ]:
         result = run_recipe("finetune.py", "--backbone=tiny", f"--train={TREC}", *flags_,
                             f"--output_dir={tmp_path / 'run'}")

@@ -58,7 +58,9 @@ def parse_records(lines, fmt, name):
         if len(row) != len(header):
             raise ValueError(
                 f"{name}:{number}: the row has {len(row)} fields; the header has "
-                f"{len(header)}. Quote fields that hold the delimiter."
+                f"{len(header)}. "
+                + ("Quote fields that hold the delimiter." if fmt == "csv" else
+                   "TSV fields cannot hold a tab (quotes are kept as written); write it as \\t.")
             )
         yield number, dict(zip(header, row))
 

@@ -125,11 +125,20 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
                 if self.label_names and value not in self.label_names:
                     raise ValueError(f"Unknown label {value!r}; the classes are "
                                      f"{list(self.label_names)}.")
-            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
                 if not 0 <= int(value) < self.num_classes:
                     raise ValueError(f"Label id {int(value)} is out of range; the classifier "
                                      f"has {self.num_classes} classes (ids 0 … "
                                      f"{self.num_classes - 1}).")
+            elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+                # An integral float (1.0, as pandas stores ids) is that id.
+                if not 0 <= int(value) < self.num_classes:
+                    raise ValueError(f"Label id {value} is out of range; the classifier "
+                                     f"has {self.num_classes} classes (ids 0 … "
+                                     f"{self.num_classes - 1}).")
+            else:
+                raise ValueError(f"Label {value!r} is a {type(value).__name__}; labels are class "
+                                 "names or integer ids.")
 
     def label_ids(self, labels):
         """Class ids for `labels`: ids pass through, names become their index

@@ -95,8 +95,7 @@ class BackboneTask:
             validation_split=None, **kwargs):
         # keras-hub batches in-memory inputs in their given order every
         # epoch; reshuffle them each epoch, as Keras does for arrays.
-        if hasattr(self, "check_labels") and y is not None and not _is_dataset(x):
-            self.check_labels(y)
+        _check_in_memory_inputs(self, x, y)
         if shuffle and not validation_split and x is not None and not _is_dataset(x):
             if _is_text(x):
                 x = np.asarray(x, dtype=object)
@@ -110,9 +109,14 @@ class BackboneTask:
         return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
                            validation_split=validation_split, **kwargs)
 
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        _check_in_memory_inputs(self, x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
     def predict(self, x, *args, **kwargs):
         if isinstance(x, (list, tuple, np.ndarray)) and len(x) == 0:
             raise ValueError("`predict` was given no texts (an empty list).")
+        _check_texts(x)
         return super().predict(x, *args, **kwargs)
 
     # keras-hub converts `y` to one tensor here; token inputs with a dict of
@@ -267,3 +271,27 @@ def _is_text(x):
     if dtype is not None:
         return np.dtype(dtype).kind in "USO"
     return isinstance(x, (list, tuple)) and all(isinstance(t, (str, bytes)) for t in x)
+
+
+def _check_texts(x):
+    """Refuse, in one line, a list of texts holding something else."""
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        for index, text in enumerate(x):
+            if not isinstance(text, (str, bytes)):
+                raise ValueError(f"Texts must be strings; item {index} is "
+                                 f"{type(text).__name__} {str(text)[:60]!r}.")
+
+
+def _check_in_memory_inputs(model, x, y):
+    """One-line errors for in-memory `fit`/`evaluate` inputs: texts that are
+    not strings, as many labels as texts, every label a class."""
+    if x is None or _is_dataset(x):
+        return
+    if isinstance(x, (list, tuple)) and any(isinstance(t, (str, bytes)) for t in x):
+        _check_texts(x)
+    if y is None:
+        return
+    if _is_text(x) and hasattr(y, "__len__") and not isinstance(y, dict) and len(x) != len(y):
+        raise ValueError(f"{len(x)} texts but {len(y)} labels were given.")
+    if hasattr(model, "check_labels"):
+        model.check_labels(y)

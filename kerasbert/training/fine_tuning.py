@@ -259,6 +259,7 @@ class FineTuneExperiment(Experiment):
         arguments.sequence_length_fits(preprocessor.sequence_length, model.backbone)
         for split in (self.train, self.validation, self.test):
             check_word_pieces(preprocessor.tokenizer, split)
+            check_segment_count(preprocessor, split)
         self.unknown_rate = unknown_piece_rate(preprocessor.tokenizer, self.train.texts)
         if self.unknown_rate > UNKNOWN_RATE_WARNING:
             logging.warning(
@@ -381,6 +382,29 @@ def fine_tune_summary(metrics, output_dir):
                  + (", saved_model/" if metrics["settings"].get("export", True) else "")
                  + (", int8/" if metrics["settings"].get("export_int8") else "") + ")")
     return lines
+
+
+# Most segments a document may need when `max_segments` leaves them
+# unbounded: all of a batch's segments are encoded in one backbone call.
+UNBOUNDED_SEGMENTS_LIMIT = 64
+
+
+def check_segment_count(preprocessor, data):
+    """Refuse, before training, a document that unbounded segmenting would
+    cut into more than `UNBOUNDED_SEGMENTS_LIMIT` segments (counted from
+    its words, a lower bound of its word pieces)."""
+    if data is None or not preprocessor.segmented or preprocessor.max_segments is not None:
+        return
+    per_segment = preprocessor.sequence_length - 2 - preprocessor.stride
+    for index, text in enumerate(data.texts):
+        words = len(text.split())
+        if words > per_segment * UNBOUNDED_SEGMENTS_LIMIT:
+            raise ValueError(
+                f"Text {index} of {data.source or 'the data'} has {words} words, at least "
+                f"{math.ceil(words / per_segment)} segments of {preprocessor.sequence_length} "
+                "word pieces, all encoded at once: pass max_segments (--max_segments, e.g. 16) "
+                "to keep the first and last segments and bound memory."
+            )
 
 
 def check_splits(train, validation, test):

@@ -45,12 +45,69 @@ LOCK_FILE = ".lock"
 # stages); a directory of another format is refused, never resumed.
 RUN_FORMAT_KEY = "run_format"
 # What kerasbert runs write into a run directory (patterns): `--overwrite`
-# clears a directory only if it holds nothing else.
+# clears a directory only if it holds nothing else, at any depth.
 RUN_FILES = (
     RUN_FILE, LOCK_FILE, f"{PARTIAL_PREFIX}*", "metrics.json", "history.csv", "logs",
     "checkpoints", "preset", "saved_model", "saved_model_*", "int8", "joint", "finetuned_*",
     "shared_backbone", "backbone", "snapshots",
 )
+# Inside those: the folders and the file names of checkpoints, TensorBoard
+# logs, keras-hub presets, SavedModels, int8 classifiers and nested runs.
+RUN_SUBFOLDERS = RUN_FILES + (
+    "step-*", "step_*", "best", "train", "validation", "assets", "tokenizer", "variables",
+)
+RUN_SUBFOLDER_FILES = (
+    RUN_FILE, LOCK_FILE, f"{PARTIAL_PREFIX}*", "metrics.json", "history.csv", "latest.json",
+    "state.json", "variables.data-*", "variables.index", "checkpoint", "events.out.tfevents.*",
+    "config.json", "metadata.json", "*.weights.h5", "task.json", "preprocessor.json",
+    "tokenizer.json", "vocabulary.txt", "vocab.txt", "*.spm", "merges.txt",
+    "saved_model.pb", "fingerprint.pb", "model.tflite", "int8.json",
+)
+
+
+def _manifest(path):
+    """`{relative path: size}` of a file (`"."`) or of every file below a
+    folder; None when `path` does not exist."""
+    if os.path.isfile(path):
+        return {".": os.path.getsize(path)}
+    if not os.path.isdir(path):
+        return None
+    return {os.path.relpath(os.path.join(root, name), path): os.path.getsize(
+                os.path.join(root, name))
+            for root, _, names in os.walk(path) for name in names}
+
+
+def _owned(name, patterns):
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def foreign_files(path):
+    """Paths under the run directory `path` (relative, at any depth) that no
+    kerasbert run writes: links, and names outside the run's layout."""
+    foreign = []
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        if os.path.islink(full) or not _owned(name, RUN_FILES):
+            foreign.append(name)
+        elif os.path.isdir(full):
+            foreign += [os.path.join(name, inner) for inner in _foreign_inside(full)]
+    return foreign
+
+
+def _foreign_inside(folder):
+    foreign = []
+    for root, folders, files in os.walk(folder):
+        relative = os.path.relpath(root, folder)
+        for name in sorted(folders):
+            if os.path.islink(os.path.join(root, name)) or not _owned(name, RUN_SUBFOLDERS):
+                foreign.append(os.path.normpath(os.path.join(relative, name)))
+        # Do not descend into folders already named as foreign (or links).
+        folders[:] = [name for name in folders if not os.path.islink(os.path.join(root, name))
+                      and _owned(name, RUN_SUBFOLDERS)]
+        foreign += [os.path.normpath(os.path.join(relative, name)) for name in sorted(files)
+                    if os.path.islink(os.path.join(root, name))
+                    or not _owned(name, RUN_SUBFOLDER_FILES)]
+    return foreign
 
 
 class RunDirectoryError(RuntimeError):
@@ -289,9 +346,8 @@ class RunDirectory:
         self._new_run = True
 
     def _foreign_files(self):
-        """Names in the directory that no kerasbert run writes."""
-        return sorted(name for name in os.listdir(self.path)
-                      if not any(fnmatch.fnmatch(name, own) for own in RUN_FILES))
+        """Paths in the directory that no kerasbert run writes."""
+        return foreign_files(self.path)
 
     def begin(self):
         """Clear the run that `overwrite` replaces (chief only), once the new
@@ -313,20 +369,22 @@ class RunDirectory:
 
     def _check_stage_files(self):
         # The ledger is checked against the files: a stage whose outputs
-        # were deleted is redone (and so is `metrics`, which reports it).
-        missing = {stage: [f for f in files if not os.path.exists(self.file(f))]
-                   for stage, files in self.record.get("files", {}).items()
+        # were deleted, truncated or rewritten (another size than the stage
+        # wrote) is redone, and so is every stage after it.
+        damaged = {stage: [name for name, sizes in manifests.items()
+                           if _manifest(self.file(name)) != sizes]
+                   for stage, manifests in self.record.get("files", {}).items()
                    if stage in self.record["stages"]}
-        missing = {stage: files for stage, files in missing.items() if files}
-        if not missing:
+        damaged = {stage: names for stage, names in damaged.items() if names}
+        if not damaged:
             return
         # Every stage after the first incomplete one is redone too: its
         # results came from the lost one.
         order = list(self.record["stages"])
-        first = min(order.index(stage) for stage in missing)
-        for stage, files in sorted(missing.items()):
-            logging.warning("%s: %s of the finished stage %r is missing; redoing it and the "
-                            "stages after it.", self.path, ", ".join(files), stage)
+        first = min(order.index(stage) for stage in damaged)
+        for stage, names in sorted(damaged.items()):
+            logging.warning("%s: %s of the finished stage %r is missing or changed; redoing it "
+                            "and the stages after it.", self.path, ", ".join(names), stage)
         for stage in order[first:]:
             del self.record["stages"][stage]
 
@@ -351,12 +409,13 @@ class RunDirectory:
 
     def finish(self, stage, result=None, files=()):
         """Record `stage` as finished, with its figures and the files it
-        wrote (relative paths: a rerun redoes the stage if one is missing),
-        atomically."""
+        wrote (relative paths; each one's files and sizes are recorded, and
+        a rerun redoes the stage if one is missing or changed), atomically."""
         self.begin()
         self.record["stages"][stage] = finite_json(result or {})
         if files:
-            self.record.setdefault("files", {})[stage] = list(files)
+            self.record.setdefault("files", {})[stage] = {
+                name: _manifest(self.file(name)) for name in files}
         if self.chief:
             write_json(os.path.join(self.path, RUN_FILE), self.record)
 

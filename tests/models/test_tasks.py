@@ -193,3 +193,17 @@ def test_fit_and_predict_name_an_unknown_label_and_refuse_no_texts():
         classifier.fit(texts, [1, 0, 2], epochs=1, verbose=0)
     with pytest.raises(ValueError, match="given no texts"):
         classifier.predict([])
+    # evaluate checks like fit; floats, bools, lengths and non-strings.
+    with pytest.raises(ValueError, match=r"^Unknown label 'Z'"):
+        classifier.evaluate(texts, ["good", "bad", "Z"], verbose=0)
+    with pytest.raises(ValueError, match=r"^Label id 7 is out of range"):
+        classifier.evaluate(texts, [0, 1, 7], verbose=0)
+    with pytest.raises(ValueError, match=r"^Label 0.5 is a float"):
+        classifier.fit(texts, np.array([0.5, 1.0, 0.0]), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^Label True is a bool"):
+        classifier.fit(texts, [True, False, True], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^3 texts but 2 labels"):
+        classifier.fit(texts, [0, 1], epochs=1, verbose=0)
+    for bad in ([None], [3], ["fine", None]):
+        with pytest.raises(ValueError, match=r"^Texts must be strings; item \d+ is"):
+            classifier.predict(bad, verbose=0)

@@ -58,17 +58,42 @@ def test_overwrite_clears_another_run_once_its_checks_pass(tmp_path):
     assert "best_epoch" not in metrics  # the new run has no validation data
 
 
+@pytest.mark.parametrize("inside", ["preset/mine.txt", "logs/train.jsonl",
+                                    "checkpoints/best/notes", "logs/link"])
+def test_overwrite_refuses_foreign_files_at_any_depth(tmp_path, inside):
+    finished_run(tmp_path)
+    target = tmp_path / inside
+    if inside.endswith("link"):
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+        (tmp_path / "elsewhere").rename(tmp_path.parent / f"{tmp_path.name}_elsewhere")
+    else:
+        target.write_text("mine\n")
+    with pytest.raises(kerasbert.RunDirectoryError,
+                       match=rf"no kerasbert run writes \({inside}\)"):
+        kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True,
+                            **{**RUN, "learning_rate": 1e-3})
+    assert target.is_symlink() or target.read_text() == "mine\n"
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("lost", ["metrics.json", "preset", "saved_model"])
+@pytest.mark.parametrize("lost", ["metrics.json", "preset", "saved_model",
+                                  "metrics.json:truncated", "preset/model.weights.h5",
+                                  "saved_model/saved_model.pb:truncated"])
 def test_a_rerun_redoes_the_stage_whose_files_were_deleted(tmp_path, lost):
     settings = {**RUN, "export": True}
     metrics = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
                                   validation=sentiment_data(8, 1), **settings)
+    lost, _, damage = lost.partition(":")
     target = tmp_path / lost
-    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    size = None if target.is_dir() else target.stat().st_size
+    if damage == "truncated":
+        target.write_bytes(target.read_bytes()[:20])
+    else:
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
     again = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
                                 validation=sentiment_data(8, 1), **settings)
-    assert target.exists()
+    assert target.exists() and (size is None or target.stat().st_size == size)
     assert again["epochs"] == metrics["epochs"] and again["validation"] == metrics["validation"]
     classifier = kerasbert.load_classifier(str(tmp_path))
     assert classifier.label_names == ["pos", "neg"]
@@ -89,3 +114,20 @@ def test_a_lost_stage_is_redone_with_every_stage_after_it(tmp_path):
     metrics = finished_run(tmp_path)  # retrained: the later stages came from the lost one
     assert metrics["resumed_from_step"] == 0
     assert (tmp_path / "checkpoints").exists() and (tmp_path / "preset").exists()
+
+
+def test_unbounded_segments_of_a_huge_document_are_refused_before_training(tmp_path):
+    from kerasbert.data.datasets import LabeledTexts
+
+    data = sentiment_data(24, 0)
+    huge = LabeledTexts(data.texts[:-1] + ["word " * 1000], data.labels, data.label_names,
+                        "huge.jsonl")
+    settings = {**RUN, "truncation": "segments"}
+    with pytest.raises(ValueError, match=r"^Text 23 of huge.jsonl has 1000 words, at least 72 "
+                                         r"segments .*pass max_segments"):
+        kerasbert.fine_tune("tiny", huge, str(tmp_path / "run"), **settings)
+    assert not (tmp_path / "run").exists()
+    # Bounded, it trains.
+    metrics = kerasbert.fine_tune("tiny", huge, str(tmp_path / "run"), max_segments=4,
+                                  **settings)
+    assert metrics["settings"]["max_segments"] == 4
