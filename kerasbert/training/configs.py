@@ -108,7 +108,8 @@ class RuntimeSettings(Settings):
                               changes_result=False)
     cluster_timeout: float = setting(
         DEFAULT_CLUSTER_TIMEOUT, "Under --strategy=multi_worker: seconds to wait for every "
-        "worker to join before failing with the names of those that did not.",
+        "worker to join before failing with the names of those that did not (the "
+        "waiting process is then terminated: exit status 143).",
         check=s.positive_number, changes_result=False)
     mixed_precision: str | None = setting(
         None, "16-bit compute with float32 weights (float16 with loss scaling); classifier "

@@ -49,6 +49,14 @@ missing = [f"{job} {index} ({address})" for job, index, address in tasks if not 
 print(f"{program}: error: the multi-worker cluster did not form within {seconds:g} s "
       "(--cluster_timeout); " + (f"no answer from {', '.join(missing)}." if missing else
       "every worker answers, but not all joined."), file=sys.stderr, flush=True)
+# SIGTERM ends a process blocked in a collective (no Python runs there to
+# handle it) with 143, "Terminated", not read as an out-of-memory kill; a
+# process that survives it is killed.
+os.kill(parent, signal.SIGTERM)
+for _ in range(100):
+    time.sleep(0.1)
+    if os.getppid() != parent:
+        sys.exit(0)
 os.kill(parent, signal.SIGKILL)
 """
 
