@@ -96,6 +96,9 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
             "kerasbert.load_classifier(path, dtype='float32')."
         )
     os.makedirs(path, exist_ok=True)
+    if os.path.exists(os.path.join(path, DESCRIPTION_FILE)):
+        # Marks a complete directory: gone until the new files are all written.
+        os.remove(os.path.join(path, DESCRIPTION_FILE))
     try:
         # Builtin ops only: the LiteRT runtime has no TensorFlow (Flex) ops.
         model.export(
@@ -130,6 +133,8 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
 
 def is_int8_artifact(path):
     """Whether `path` is a directory written by `export_int8`."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
     return isinstance(path, str) and os.path.isfile(os.path.join(path, DESCRIPTION_FILE))
 
 
@@ -181,6 +186,8 @@ class Int8Classifier:
     """
 
     def __init__(self, path, num_threads=None):
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
         if not is_int8_artifact(path):
             raise ValueError(f"No int8 classifier at {path!r} (no {DESCRIPTION_FILE}; "
                              "kerasbert.export_int8 writes it last).")
@@ -199,10 +206,13 @@ class Int8Classifier:
         with open(os.path.join(path, PREPROCESSOR_FILE), encoding="utf-8") as file:
             self.preprocessor = keras.saving.deserialize_keras_object(json.load(file))
         self.preprocessor.tokenizer.load_assets(path)
-        self._interpreter = interpreter_class(
-            model_path=os.path.join(path, MODEL_FILE),
-            num_threads=num_threads or _cpu_count(),
-        )
+        model_path = os.path.join(path, MODEL_FILE)
+        try:
+            self._interpreter = interpreter_class(
+                model_path=model_path, num_threads=num_threads or _cpu_count())
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{model_path} is not a readable LiteRT model "
+                             f"({str(error).splitlines()[0]}); export it again.") from None
         self._runner = self._interpreter.get_signature_runner()
         self._input_dtypes = {name: detail["dtype"]
                               for name, detail in self._runner.get_input_details().items()}
@@ -213,10 +223,13 @@ class Int8Classifier:
 
     def logits(self, texts):
         """Float32 logits `(batch, classes)` of a list of strings, in input order."""
-        if isinstance(texts, (str, bytes)) or not all(isinstance(t, str) for t in texts):
-            raise TypeError("Classify a list of strings; received "
-                            f"{type(texts).__name__ if isinstance(texts, (str, bytes)) else 'a list holding non-strings'}.")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError(f"Classify a list of strings, not one {type(texts).__name__}.")
         texts = list(texts)
+        for index, text in enumerate(texts):
+            if not isinstance(text, (str, bytes)):
+                raise TypeError(f"Texts must be strings; item {index} is "
+                                f"{type(text).__name__} {str(text)[:60]!r}.")
         logits = np.zeros((len(texts), len(self.label_names)), np.float32)
         if not texts:
             return logits

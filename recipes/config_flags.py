@@ -117,7 +117,9 @@ def check_flags_take_effect(config):
     config's other settings make a no-op (e.g. --head_length under
     --truncation=head)."""
     for name, setting, acting, needs in CONDITIONAL_FLAGS:
-        if name in FLAGS and FLAGS[name].present and getattr(config, setting) not in acting:
+        flag = FLAGS[name] if name in FLAGS else None
+        if (flag is not None and flag.present and flag.value != flag.default
+                and getattr(config, setting) not in acting):
             raise ValueError(
                 f"--{name}={FLAGS[name].value} has no effect with --{setting}="
                 f"{str(getattr(config, setting)).lower()}; it needs {needs}. Drop it.")

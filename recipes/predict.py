@@ -13,13 +13,17 @@ looks finished and two runs never mix (the last to finish wins). --output
 may also be `-`, a FIFO or a device, written straight through; it may not
 be the input.
 
+An empty text is refused naming its line unless --empty_text=keep; without
+--empty_text, the rule the model's training run recorded (its metrics.json,
+in --model or the folder above) applies.
+
 With --label_field, the predictions are scored: accuracy, error, per-class
 precision/recall/F1 and the confusion matrix, written next to --output as
 evaluation.json, evaluation.md and evaluation.png.
 
 Example:
   python recipes/predict.py --model=runs/trec_minilm --input=data/trec/test.jsonl \
-      --label_field=label --output=runs/trec_minilm/test_predictions.jsonl
+      --label_field=label --output=runs/trec_predictions/test.jsonl
   echo "who was galileo ?" | python recipes/predict.py --model=runs/trec_minilm \
       --input=- --output=-
 """

@@ -53,8 +53,9 @@ def test_int8_classifier_follows_the_float_model_in_input_order(exported):
     assert empty_probabilities.shape == (0, 3) and empty_labels.shape == (0,)
     with pytest.raises(TypeError, match="list of strings"):
         classifier("one text")
-    with pytest.raises(TypeError, match="non-strings"):
+    with pytest.raises(TypeError, match="item 1 is int"):
         classifier(["a", 3])
+    np.testing.assert_array_equal(classifier.logits(t for t in TEXTS), classifier.logits(TEXTS))
 
 
 @pytest.mark.slow
@@ -62,8 +63,12 @@ def test_segment_pooling_classifier_runs_all_segments_in_one_call(tmp_path):
     model = kerasbert.SegmentPoolingClassifier.from_preset(
         "tiny", label_names=LABELS[:2], sequence_length=8, pooling="attention")
     kerasbert.export_int8(model, model.preprocessor, str(tmp_path), LABELS[:2])
-    logits = kerasbert.Int8Classifier(str(tmp_path)).logits(TEXTS)
+    classifier = kerasbert.Int8Classifier(tmp_path)  # a path-like works too
+    logits = classifier.logits(TEXTS)
     np.testing.assert_allclose(logits, model.predict(TEXTS, verbose=0), atol=0.05)
+    # Several chunks of (rows, segments, length), put back in input order.
+    classifier.tokens_per_chunk = 16
+    np.testing.assert_allclose(classifier.logits(TEXTS), logits, atol=0.02)
 
 
 @pytest.mark.slow
@@ -95,6 +100,18 @@ def test_loading_refuses_what_is_not_a_complete_int8_directory(tmp_path):
         kerasbert.Int8Classifier(str(tmp_path))
     (tmp_path / "int8.json").write_text(json.dumps({"format": "kerasbert-int8", "version": 99}))
     with pytest.raises(ValueError, match="version 99.*export again"):
+        kerasbert.Int8Classifier(str(tmp_path))
+    # A damaged model file: one line naming it.
+    description = {"format": "kerasbert-int8", "version": 1, "label_names": ["a", "b"],
+                   "tokens_per_chunk": 2048}
+    (tmp_path / "int8.json").write_text(json.dumps(description))
+    model = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", label_names=["a", "b"], sequence_length=8)
+    (tmp_path / "preprocessor.json").write_text(
+        json.dumps(keras.saving.serialize_keras_object(model.preprocessor)))
+    model.preprocessor.tokenizer.save_assets(str(tmp_path))
+    (tmp_path / "model.tflite").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"model.tflite is not a readable LiteRT model"):
         kerasbert.Int8Classifier(str(tmp_path))
 
 

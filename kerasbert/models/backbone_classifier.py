@@ -118,6 +118,8 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
         if isinstance(labels, dict) or tf.is_tensor(labels) and not tf.executing_eagerly():
             return
         values = np.asarray(labels.numpy() if tf.is_tensor(labels) else labels, dtype=object)
+        if values.ndim == 2 and values.shape[-1] == self.num_classes:
+            return  # one-hot or soft targets, for a loss compiled to read them
         for value in values.ravel():
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")

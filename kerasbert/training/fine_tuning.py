@@ -33,7 +33,6 @@ from kerasbert.training.fingerprint import labeled_texts_identity
 from kerasbert.training.fingerprint import path_identity
 from kerasbert.utils import arguments
 from kerasbert.models.load_classifier import load_classifier
-from kerasbert.utils.run_layout import INT8_DIR
 from kerasbert.utils.run_layout import RUN_PRESET_DIR
 
 # Above this share of [UNK] word pieces the vocabulary does not fit the text.
@@ -334,6 +333,10 @@ class FineTuneExperiment(Experiment):
 
     def _export_int8(self, run, loop):
         directory, test, model = run.directory, self.test, self.model
+        if not directory.chief:
+            # No collective in conversion or LiteRT: the chief's files count.
+            directory.finish("exported_int8")
+            return
         if keras.dtype_policies.get(model.backbone.dtype_policy).compute_dtype != "float32":
             # Quantize the float32 weights, not a 16-bit computation.
             model = load_classifier(directory.file(RUN_PRESET_DIR), dtype="float32")
@@ -341,7 +344,8 @@ class FineTuneExperiment(Experiment):
         with directory.atomic(INT8_DIR) as path:
             export_int8(model, model.preprocessor, path, self.train.label_names)
             if test is not None:
-                # int8's measured cost in accuracy, beside fp32's on the same texts.
+                # int8's measured cost in accuracy, beside the trained model's on
+                # the same texts.
                 fp32 = loop.predicted_classes(self._batches(test, False))
                 classifier = Int8Classifier(path)
                 int8 = np.concatenate([classifier.logits(test.texts[i:i + 64]).argmax(-1)
@@ -384,6 +388,9 @@ def fine_tune_summary(metrics, output_dir):
     return lines
 
 
+# The int8 classifier of `export_int8` inside a run directory.
+INT8_DIR = "int8"
+
 # Most segments a document may need when `max_segments` leaves them
 # unbounded: all of a batch's segments are encoded in one backbone call.
 UNBOUNDED_SEGMENTS_LIMIT = 64
@@ -395,15 +402,17 @@ def check_segment_count(preprocessor, data):
     its words, a lower bound of its word pieces)."""
     if data is None or not preprocessor.segmented or preprocessor.max_segments is not None:
         return
-    per_segment = preprocessor.sequence_length - 2 - preprocessor.stride
+    window = preprocessor.sequence_length - 2
+    step = window - preprocessor.stride
     for index, text in enumerate(data.texts):
         words = len(text.split())
-        if words > per_segment * UNBOUNDED_SEGMENTS_LIMIT:
+        segments = 1 + max(0, math.ceil((words - window) / step))
+        if segments > UNBOUNDED_SEGMENTS_LIMIT:
             raise ValueError(
-                f"Text {index} of {data.source or 'the data'} has {words} words, at least "
-                f"{math.ceil(words / per_segment)} segments of {preprocessor.sequence_length} "
-                "word pieces, all encoded at once: pass max_segments (--max_segments, e.g. 16) "
-                "to keep the first and last segments and bound memory."
+                f"{data.where(index)}: the text has {words} words, at least {segments} "
+                f"segments of {preprocessor.sequence_length} word pieces, all encoded at "
+                "once: pass max_segments (--max_segments, e.g. 16) to keep the first and last "
+                "segments and bound memory."
             )
 
 

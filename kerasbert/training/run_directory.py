@@ -51,30 +51,49 @@ RUN_FILES = (
     "checkpoints", "preset", "saved_model", "saved_model_*", "int8", "joint", "finetuned_*",
     "shared_backbone", "backbone", "snapshots",
 )
-# Inside those: the folders and the file names of checkpoints, TensorBoard
-# logs, keras-hub presets, SavedModels, int8 classifiers and nested runs.
+# Inside those: the folders and the file names of checkpoints (run format 1's
+# `.npz` too, which --overwrite clears), TensorBoard logs, keras-hub presets,
+# SavedModels, int8 classifiers and nested runs.
 RUN_SUBFOLDERS = RUN_FILES + (
     "step-*", "step_*", "best", "train", "validation", "assets", "tokenizer", "variables",
 )
 RUN_SUBFOLDER_FILES = (
-    RUN_FILE, LOCK_FILE, f"{PARTIAL_PREFIX}*", "metrics.json", "history.csv", "latest.json",
-    "state.json", "variables.data-*", "variables.index", "checkpoint", "events.out.tfevents.*",
-    "config.json", "metadata.json", "*.weights.h5", "task.json", "preprocessor.json",
-    "tokenizer.json", "vocabulary.txt", "vocab.txt", "*.spm", "merges.txt",
-    "saved_model.pb", "fingerprint.pb", "model.tflite", "int8.json",
+    RUN_FILE, LOCK_FILE, "metrics.json", "history.csv", "latest.json", "state.json",
+    "step-*.npz", "variables.data-*", "variables.index", "checkpoint", "events.out.tfevents.*",
+    "config.json", "metadata.json", "*.weights.h5", "*.weights.json", "task.json",
+    "preprocessor.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json", "vocab.txt",
+    "*.spm", "merges.txt", "saved_model.pb", "fingerprint.pb", "model.tflite", "int8.json",
 )
+# Work in progress that a kill may leave (a half-written file or folder, a
+# worker's temporary checkpoint): kerasbert's own, whatever is inside.
+TEMPORARY = (f"{PARTIAL_PREFIX}*", ".workertemp_*")
 
 
 def _manifest(path):
     """`{relative path: size}` of a file (`"."`) or of every file below a
-    folder; None when `path` does not exist."""
+    folder, work in progress left out; None when `path` does not exist."""
     if os.path.isfile(path):
-        return {".": os.path.getsize(path)}
+        return {".": os.lstat(path).st_size}
     if not os.path.isdir(path):
         return None
-    return {os.path.relpath(os.path.join(root, name), path): os.path.getsize(
-                os.path.join(root, name))
-            for root, _, names in os.walk(path) for name in names}
+    sizes = {}
+    for root, folders, names in os.walk(path):
+        folders[:] = [name for name in folders if not _owned(name, TEMPORARY)]
+        for name in names:
+            if _owned(name, TEMPORARY):
+                continue
+            try:
+                sizes[os.path.relpath(os.path.join(root, name), path)] = os.lstat(
+                    os.path.join(root, name)).st_size
+            except FileNotFoundError:  # removed while listed: not part of the result
+                continue
+    return sizes
+
+
+def _as_manifests(files):
+    """A stage's recorded files as `{name: manifest or None}`: a list (a
+    ledger of names only) checks existence alone."""
+    return dict.fromkeys(files) if isinstance(files, list) else files
 
 
 def _owned(name, patterns):
@@ -89,7 +108,7 @@ def foreign_files(path):
         full = os.path.join(path, name)
         if os.path.islink(full) or not _owned(name, RUN_FILES):
             foreign.append(name)
-        elif os.path.isdir(full):
+        elif os.path.isdir(full) and not _owned(name, TEMPORARY):
             foreign += [os.path.join(name, inner) for inner in _foreign_inside(full)]
     return foreign
 
@@ -101,12 +120,13 @@ def _foreign_inside(folder):
         for name in sorted(folders):
             if os.path.islink(os.path.join(root, name)) or not _owned(name, RUN_SUBFOLDERS):
                 foreign.append(os.path.normpath(os.path.join(relative, name)))
-        # Do not descend into folders already named as foreign (or links).
+        # Descend only into the run's own folders, never into links or work
+        # in progress (whatever a killed save left there is the run's).
         folders[:] = [name for name in folders if not os.path.islink(os.path.join(root, name))
-                      and _owned(name, RUN_SUBFOLDERS)]
+                      and _owned(name, RUN_SUBFOLDERS) and not _owned(name, TEMPORARY)]
         foreign += [os.path.normpath(os.path.join(relative, name)) for name in sorted(files)
                     if os.path.islink(os.path.join(root, name))
-                    or not _owned(name, RUN_SUBFOLDER_FILES)]
+                    or not _owned(name, RUN_SUBFOLDER_FILES + TEMPORARY)]
     return foreign
 
 
@@ -371,8 +391,9 @@ class RunDirectory:
         # The ledger is checked against the files: a stage whose outputs
         # were deleted, truncated or rewritten (another size than the stage
         # wrote) is redone, and so is every stage after it.
-        damaged = {stage: [name for name, sizes in manifests.items()
-                           if _manifest(self.file(name)) != sizes]
+        damaged = {stage: [name for name, sizes in _as_manifests(manifests).items()
+                           if sizes is None and not os.path.exists(self.file(name))
+                           or sizes is not None and _manifest(self.file(name)) != sizes]
                    for stage, manifests in self.record.get("files", {}).items()
                    if stage in self.record["stages"]}
         damaged = {stage: names for stage, names in damaged.items() if names}
@@ -414,8 +435,9 @@ class RunDirectory:
         self.begin()
         self.record["stages"][stage] = finite_json(result or {})
         if files:
+            # Only the chief's files count (a worker writes to scratch).
             self.record.setdefault("files", {})[stage] = {
-                name: _manifest(self.file(name)) for name in files}
+                name: _manifest(self.file(name)) if self.chief else None for name in files}
         if self.chief:
             write_json(os.path.join(self.path, RUN_FILE), self.record)
 

@@ -9,6 +9,3 @@ under `RUN_PRESET_DIR`, which `fine_tune` writes.
 
 # The whole fine-tuned classifier (`save_to_preset`) inside a run directory.
 RUN_PRESET_DIR = "preset"
-
-# The int8 classifier of `export_int8` inside a run directory.
-INT8_DIR = "int8"

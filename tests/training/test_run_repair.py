@@ -58,42 +58,48 @@ def test_overwrite_clears_another_run_once_its_checks_pass(tmp_path):
     assert "best_epoch" not in metrics  # the new run has no validation data
 
 
-@pytest.mark.parametrize("inside", ["preset/mine.txt", "logs/train.jsonl",
-                                    "checkpoints/best/notes", "logs/link"])
-def test_overwrite_refuses_foreign_files_at_any_depth(tmp_path, inside):
+def test_overwrite_refuses_foreign_files_at_any_depth(tmp_path):
     finished_run(tmp_path)
-    target = tmp_path / inside
-    if inside.endswith("link"):
-        (tmp_path / "elsewhere").mkdir()
-        target.symlink_to(tmp_path / "elsewhere")
-        (tmp_path / "elsewhere").rename(tmp_path.parent / f"{tmp_path.name}_elsewhere")
-    else:
-        target.write_text("mine\n")
-    with pytest.raises(kerasbert.RunDirectoryError,
-                       match=rf"no kerasbert run writes \({inside}\)"):
-        kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True,
-                            **{**RUN, "learning_rate": 1e-3})
-    assert target.is_symlink() or target.read_text() == "mine\n"
+    (tmp_path.parent / f"{tmp_path.name}_elsewhere").mkdir()
+    for inside in ("preset/mine.txt", "logs/train.jsonl", "checkpoints/best/notes", "logs/link"):
+        target = tmp_path / inside
+        if inside.endswith("link"):
+            target.symlink_to(tmp_path.parent / f"{tmp_path.name}_elsewhere")
+        else:
+            target.write_text("mine\n")
+        with pytest.raises(kerasbert.RunDirectoryError,
+                           match=rf"no kerasbert run writes \({inside}\)"):
+            kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True,
+                                **{**RUN, "learning_rate": 1e-3})
+        assert target.is_symlink() or target.read_text() == "mine\n"
+        target.unlink()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lost", ["metrics.json", "preset", "saved_model",
-                                  "metrics.json:truncated", "preset/model.weights.h5",
-                                  "saved_model/saved_model.pb:truncated"])
+@pytest.mark.parametrize("lost", [
+    ["metrics.json"], ["preset"], ["saved_model"],
+    # Damaged inside: a file cut short, a file of a folder deleted.
+    ["metrics.json:truncated", "preset/model.weights.h5",
+     "saved_model/saved_model.pb:truncated"],
+])
 def test_a_rerun_redoes_the_stage_whose_files_were_deleted(tmp_path, lost):
     settings = {**RUN, "export": True}
     metrics = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
                                   validation=sentiment_data(8, 1), **settings)
-    lost, _, damage = lost.partition(":")
-    target = tmp_path / lost
-    size = None if target.is_dir() else target.stat().st_size
-    if damage == "truncated":
-        target.write_bytes(target.read_bytes()[:20])
-    else:
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    sizes = {}
+    for damage in lost:
+        name, _, how = damage.partition(":")
+        target = tmp_path / name
+        sizes[name] = None if target.is_dir() else target.stat().st_size
+        if how == "truncated":
+            target.write_bytes(target.read_bytes()[:20])
+        else:
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
     again = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path),
                                 validation=sentiment_data(8, 1), **settings)
-    assert target.exists() and (size is None or target.stat().st_size == size)
+    for name, size in sizes.items():
+        target = tmp_path / name
+        assert target.exists() and (size is None or target.stat().st_size == size), name
     assert again["epochs"] == metrics["epochs"] and again["validation"] == metrics["validation"]
     classifier = kerasbert.load_classifier(str(tmp_path))
     assert classifier.label_names == ["pos", "neg"]
@@ -123,11 +129,29 @@ def test_unbounded_segments_of_a_huge_document_are_refused_before_training(tmp_p
     huge = LabeledTexts(data.texts[:-1] + ["word " * 1000], data.labels, data.label_names,
                         "huge.jsonl")
     settings = {**RUN, "truncation": "segments"}
-    with pytest.raises(ValueError, match=r"^Text 23 of huge.jsonl has 1000 words, at least 72 "
-                                         r"segments .*pass max_segments"):
+    with pytest.raises(ValueError, match=r"^huge.jsonl \(example 23\): the text has 1000 words, "
+                                         r"at least 72 segments .*pass max_segments"):
         kerasbert.fine_tune("tiny", huge, str(tmp_path / "run"), **settings)
     assert not (tmp_path / "run").exists()
     # Bounded, it trains.
     metrics = kerasbert.fine_tune("tiny", huge, str(tmp_path / "run"), max_segments=4,
                                   **settings)
     assert metrics["settings"]["max_segments"] == 4
+
+
+def test_a_ledger_of_names_only_checks_that_the_files_exist(tmp_path):
+    finished_run(tmp_path)
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["files"]["metrics"] == {"metrics.json": {".": (tmp_path / "metrics.json").stat().st_size}}
+    record["files"] = {stage: list(files) for stage, files in record["files"].items()}
+    (tmp_path / "run.json").write_text(json.dumps(record))
+    assert finished_run(tmp_path)["epochs"]  # names only: present, so the run is finished
+    # Work in progress a kill left, and the `.npz` checkpoints of run format 1,
+    # are the run's own: --overwrite clears them.
+    (tmp_path / "checkpoints" / ".partial-step-9" / "variables_temp").mkdir(parents=True)
+    (tmp_path / "checkpoints" / ".partial-step-9" / "variables_temp" / "part-0").write_text("x")
+    (tmp_path / "checkpoints" / "step-00000009.npz").write_text("x")
+    metrics = kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True,
+                                  **{**RUN, "learning_rate": 1e-3})
+    assert metrics["settings"]["learning_rate"] == 1e-3
+    assert not (tmp_path / "checkpoints" / "step-00000009.npz").exists()
