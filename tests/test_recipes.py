@@ -432,6 +432,7 @@ def test_finetune_from_run_repeats_the_recorded_settings_and_data(tmp_path):
     assert result.returncode == 1 and "holds no finished run" in result.stderr
 
 
+@pytest.mark.slow
 def test_contradicting_long_text_flags_are_refused_before_any_work(tmp_path):
     for flags_, message in [
         (["--long_text=head", "--truncation=tail"], "--long_text=head sets --truncation=head"),

@@ -58,6 +58,7 @@ def test_overwrite_clears_another_run_once_its_checks_pass(tmp_path):
     assert "best_epoch" not in metrics  # the new run has no validation data
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_foreign_files_at_any_depth(tmp_path):
     finished_run(tmp_path)
     (tmp_path.parent / f"{tmp_path.name}_elsewhere").mkdir()
@@ -114,6 +115,7 @@ def test_overwrite_refuses_to_clear_its_own_input(tmp_path):
     assert (backbone / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_a_lost_stage_is_redone_with_every_stage_after_it(tmp_path):
     finished_run(tmp_path)
     shutil.rmtree(tmp_path / "checkpoints")
@@ -122,6 +124,7 @@ def test_a_lost_stage_is_redone_with_every_stage_after_it(tmp_path):
     assert (tmp_path / "checkpoints").exists() and (tmp_path / "preset").exists()
 
 
+@pytest.mark.slow
 def test_unbounded_segments_of_a_huge_document_are_refused_before_training(tmp_path):
     from kerasbert.data.datasets import LabeledTexts
 
@@ -139,6 +142,7 @@ def test_unbounded_segments_of_a_huge_document_are_refused_before_training(tmp_p
     assert metrics["settings"]["max_segments"] == 4
 
 
+@pytest.mark.slow
 def test_a_ledger_of_names_only_checks_that_the_files_exist(tmp_path):
     finished_run(tmp_path)
     record = json.loads((tmp_path / "run.json").read_text())
