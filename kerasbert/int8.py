@@ -153,7 +153,8 @@ def _runtime_interpreter():
     return Interpreter
 
 
-def _cpu_count():
+def available_cores():
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -209,7 +210,7 @@ class Int8Classifier:
         model_path = os.path.join(path, MODEL_FILE)
         try:
             self._interpreter = interpreter_class(
-                model_path=model_path, num_threads=num_threads or _cpu_count())
+                model_path=model_path, num_threads=num_threads or available_cores())
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"{model_path} is not a readable LiteRT model "
                              f"({str(error).splitlines()[0]}); export it again.") from None

@@ -39,6 +39,7 @@ import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 import keras  # noqa: E402
 from absl import flags  # noqa: E402
 
+from config_flags import recorded_settings  # noqa: E402
 from kerasbert import prediction  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -128,12 +129,10 @@ def training_empty_text(model):
     `metrics.json`, or None. `model` is a run directory or a folder inside
     one (`saved_model/`, `int8/`, `preset/`)."""
     for folder in (model, os.path.dirname(os.path.abspath(model))):
-        path = os.path.join(folder, "metrics.json")
-        if os.path.isfile(path):
+        if os.path.isfile(os.path.join(folder, "metrics.json")):
             try:
-                with open(path, encoding="utf-8") as file:
-                    rule = json.load(file).get("settings", {}).get("empty_text")
-            except (OSError, ValueError, AttributeError):
+                rule = recorded_settings(folder).get("empty_text")
+            except (OSError, ValueError, AttributeError):  # unreadable: no recorded rule
                 return None
             return rule if rule in ("error", "keep") else None
     return None

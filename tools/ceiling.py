@@ -69,6 +69,8 @@ def _int8_gemm_gflops(rows, hidden, repeats, num_threads):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
+    from kerasbert.int8 import available_cores
+
     rng = np.random.default_rng(0)
     weights = [tf.constant(rng.standard_normal(shape, dtype=np.float32))
                for shape in _bert_shapes(hidden)]
@@ -89,7 +91,7 @@ def _int8_gemm_gflops(rows, hidden, repeats, num_threads):
         with open(path, "wb") as file:
             file.write(converter.convert())
         interpreter = Interpreter(model_path=path,
-                                  num_threads=num_threads or len(os.sched_getaffinity(0)))
+                                  num_threads=num_threads or available_cores())
     interpreter.allocate_tensors()
     x = rng.standard_normal((rows, hidden), dtype=np.float32)
     index = interpreter.get_input_details()[0]["index"]

@@ -127,13 +127,9 @@ class BackboneClassifier(BackboneTask, keras_hub.models.TextClassifier):
                 if self.label_names and value not in self.label_names:
                     raise ValueError(f"Unknown label {value!r}; the classes are "
                                      f"{list(self.label_names)}.")
-            elif isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-                if not 0 <= int(value) < self.num_classes:
-                    raise ValueError(f"Label id {int(value)} is out of range; the classifier "
-                                     f"has {self.num_classes} classes (ids 0 … "
-                                     f"{self.num_classes - 1}).")
-            elif isinstance(value, (float, np.floating)) and float(value).is_integer():
-                # An integral float (1.0, as pandas stores ids) is that id.
+            # An id: an integer, or an integral float (1.0, as pandas stores ids).
+            elif (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+                  or isinstance(value, (float, np.floating)) and float(value).is_integer()):
                 if not 0 <= int(value) < self.num_classes:
                     raise ValueError(f"Label id {value} is out of range; the classifier "
                                      f"has {self.num_classes} classes (ids 0 … "
