@@ -89,6 +89,27 @@ def free_ports(count):
     return ports
 
 
+def die_with_the_other_worker(directory, index):
+    """SIGKILLs this worker once the other worker has reached this call too.
+
+    A worker that dies the instant its own step ends can still owe its peer
+    the last chunk of a collective (the peer pulls it over gRPC: reading a
+    metric is an all-reduce), and the peer then fails instead of being
+    killed. Each worker marks its arrival with a file in `directory` and
+    waits (60 s at most) for the other's before dying. Worker scripts take
+    it with `inspect.getsource`.
+    """
+    import os  # the function also runs pasted into worker scripts
+    import time
+
+    open(os.path.join(directory, f"arrived_{index}"), "w").close()
+    other = os.path.join(directory, f"arrived_{1 - int(index)}")
+    deadline = time.time() + 60
+    while not os.path.exists(other) and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(os.getpid(), 9)
+
+
 def run_two_workers(script, *args, timeout=300):
     """Run `script` as two `MultiWorkerMirroredStrategy` workers on 127.0.0.1.
 

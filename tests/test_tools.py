@@ -1,3 +1,4 @@
+import math
 import os
 import subprocess
 import sys
@@ -91,8 +92,12 @@ def test_benchmark_prints_figures(tmp_path, mode):
     if mode == "profile":
         import kerasbert
 
-        assert figures["forward_ms"] > 0 and figures["optimizer_update_ms"] > 0
-        assert figures["train_step_ms"] > figures["forward_ms"]
+        # Timings are figures to print, never compared here: on a tiny model
+        # noise can exceed a step's parts (CI once saw train_step < forward).
+        # backward_ms is a difference of two timings, so only finite.
+        for part in ("forward_ms", "optimizer_update_ms", "train_step_ms"):
+            assert math.isfinite(figures[part]) and figures[part] > 0, (part, figures)
+        assert math.isfinite(figures["backward_ms"])
         backbone, _ = kerasbert.load_backbone("tiny")
         head = backbone.hidden_dim * 2 + 2  # the 2-class softmax layer
         pooler = backbone.hidden_dim ** 2 + backbone.hidden_dim  # kept frozen: never read

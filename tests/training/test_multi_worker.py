@@ -11,7 +11,7 @@ import pytest
 import kerasbert
 from kerasbert.backbones import tiny_backbone_and_tokenizer
 from kerasbert.data.datasets import LabeledTexts
-from tests.helpers import run_two_workers
+from tests.helpers import die_with_the_other_worker, run_two_workers
 
 FINE_TUNE = dict(sequence_length=16, batch_size=8, epochs=2, learning_rate=3e-3,
                  layer_decay=0.9, dropout=0.0, checkpoint_every_steps=4, export=False, verbose=0)
@@ -39,6 +39,7 @@ kill_at = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 strategy = make_strategy("multi_worker")
 FINE_TUNE = {FINE_TUNE!r}
 {inspect.getsource(texts)}
+{inspect.getsource(die_with_the_other_worker)}
 
 class Probe(keras.callbacks.Callback):
     def __init__(self, name=""):
@@ -47,7 +48,7 @@ class Probe(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if kill_at and int(self.model.optimizer.iterations.numpy()) == kill_at:
-            os.kill(os.getpid(), 9)  # every worker dies after the same step
+            die_with_the_other_worker(os.path.dirname(output_dir), index)
 
     def on_train_end(self, logs=None):
         np.savez(self.path, *[w.numpy() for w in self.model.weights])

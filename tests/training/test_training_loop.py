@@ -1,4 +1,5 @@
 import csv
+import inspect
 import io
 import json
 import os
@@ -13,6 +14,7 @@ from kerasbert.training.trainer import DEFAULT_STEPS_PER_LOOP
 from kerasbert.training.training_loop import NonFiniteLossError
 from kerasbert.training.training_loop import TrainingLoop
 from kerasbert.training.training_loop import resolve_verbose
+from tests.helpers import die_with_the_other_worker
 from tests.helpers import run_on_two_cpus
 from tests.helpers import run_two_workers
 
@@ -398,6 +400,7 @@ SEVERAL_REPLICAS = """
 import tempfile
 import numpy as np, keras, tensorflow as tf
 from kerasbert.training.training_loop import TrainingLoop
+from tests.helpers import die_with_the_other_worker
 from tests.helpers import run_on_two_cpus
 from tests.helpers import run_two_workers
 
@@ -515,7 +518,7 @@ def test_several_replicas_clip_skip_and_split_batches_as_one_device(tmp_path):
 
 
 # argv: WORKER_INDEX DIRECTORY OUTPUT_FILE KILL_AT_STEP STEPS_PER_LOOP
-TWO_WORKERS = """
+TWO_WORKERS = f"""
 import json, os, sys
 import numpy as np, keras, tensorflow as tf
 from kerasbert.training.distribute import make_strategy
@@ -528,10 +531,12 @@ x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
 y = (x[:, 0] > 0).astype("int32")
 
 
+{inspect.getsource(die_with_the_other_worker)}
+
 class Kill(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if kill_at and int(self.model.optimizer.iterations.numpy()) == kill_at:
-            os.kill(os.getpid(), 9)  # every worker dies after the same step
+            die_with_the_other_worker(os.path.dirname(directory), index)
 
 
 with strategy.scope():
