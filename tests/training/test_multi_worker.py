@@ -11,7 +11,8 @@ import pytest
 import kerasbert
 from kerasbert.backbones import tiny_backbone_and_tokenizer
 from kerasbert.data.datasets import LabeledTexts
-from tests.helpers import die_with_the_other_worker, run_two_workers
+from tests.helpers import die_with_the_other_worker
+from tests.helpers import run_two_workers
 
 FINE_TUNE = dict(sequence_length=16, batch_size=8, epochs=2, learning_rate=3e-3,
                  layer_decay=0.9, dropout=0.0, checkpoint_every_steps=4, export=False, verbose=0)

@@ -400,9 +400,6 @@ SEVERAL_REPLICAS = """
 import tempfile
 import numpy as np, keras, tensorflow as tf
 from kerasbert.training.training_loop import TrainingLoop
-from tests.helpers import die_with_the_other_worker
-from tests.helpers import run_on_two_cpus
-from tests.helpers import run_two_workers
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=(40, 4)).astype("float32")
