@@ -3,9 +3,11 @@
 import keras
 import tensorflow as tf
 
+from kerasbert.text.seeded_mask_generator import SeededMaskGenerator
+
 
 @keras.saving.register_keras_serializable(package="kerasbert")
-class WholeWordMaskGenerator(keras.layers.Layer):
+class WholeWordMaskGenerator(SeededMaskGenerator):
     """Mask whole words, not single word pieces, for masked-LM training.
 
     A word is a word piece that does not start with `##` followed by its `##`
@@ -17,8 +19,9 @@ class WholeWordMaskGenerator(keras.layers.Layer):
     `random_token_rate` of the time random tokens, otherwise they stay.
     `unselectable_token_ids` (e.g. [CLS], [SEP], [PAD]) are never selected.
 
-    The outputs match keras-hub's `MaskedLMMaskGenerator`, which this
-    complements (it selects single word pieces).
+    The outputs match keras-hub's `MaskedLMMaskGenerator` and
+    `SeededMaskGenerator`, which this complements (they select single word
+    pieces).
 
     Args:
         vocabulary: list of str. The word-piece vocabulary, in id order.
@@ -32,6 +35,8 @@ class WholeWordMaskGenerator(keras.layers.Layer):
 
     Call arguments:
         token_ids: int tensor of shape `(batch, length)`, packed inputs.
+        seed: optional int tensor of shape `(2,)`: draws stateless from it,
+            the same in any process, instead of from the layer's `seed`.
 
     Returns:
         A dict with `token_ids` (masked), `mask_positions`, `mask_ids` and
@@ -61,23 +66,15 @@ class WholeWordMaskGenerator(keras.layers.Layer):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if mask_token_rate + random_token_rate > 1:
-            raise ValueError(
-                "`mask_token_rate + random_token_rate` must be at most 1. Received: "
-                f"{mask_token_rate} + {random_token_rate}"
-            )
+        super().__init__(
+            len(vocabulary), mask_selection_rate, mask_selection_length, mask_token_id,
+            unselectable_token_ids, mask_token_rate, random_token_rate, **kwargs,
+        )
         self.vocabulary = list(vocabulary)
-        self.mask_selection_rate = mask_selection_rate
-        self.mask_selection_length = mask_selection_length
-        self.mask_token_id = mask_token_id
-        self.unselectable_token_ids = list(unselectable_token_ids)
-        self.mask_token_rate = mask_token_rate
-        self.random_token_rate = random_token_rate
         self.seed = seed
         self._continuation = tf.constant([t.startswith("##") for t in self.vocabulary])
 
-    def call(self, token_ids):
+    def call(self, token_ids, seed=None):
         token_ids = tf.convert_to_tensor(token_ids)
         shape = tf.shape(token_ids)
         batch_size, length = shape[0], shape[1]
@@ -97,8 +94,17 @@ class WholeWordMaskGenerator(keras.layers.Layer):
             # One draw per word index, shared by all pieces of that word.
             return tf.gather(draw, word, batch_dims=1)
 
-        seed = self.seed
-        chosen = per_word(tf.random.uniform([batch_size, length], seed=seed)) < self.mask_selection_rate
+        if seed is None:  # stateful draws, seeded by the layer's `seed`
+            def uniform(shape, index, **kwargs):
+                op_seed = None if self.seed is None else self.seed + index
+                return tf.random.uniform(shape, seed=op_seed, **kwargs)
+        else:
+            seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
+
+            def uniform(shape, index, **kwargs):
+                return tf.random.stateless_uniform(shape, seeds[index], **kwargs)
+
+        chosen = per_word(uniform([batch_size, length], 0)) < self.mask_selection_rate
         chosen &= in_word
         # Keep whole words within the per-sequence budget.
         over = tf.cumsum(tf.cast(chosen, tf.int32), axis=1) > self.mask_selection_length
@@ -108,10 +114,9 @@ class WholeWordMaskGenerator(keras.layers.Layer):
         )
         chosen &= tf.equal(tf.gather(word_over, flat_word), 0)
 
-        action = per_word(tf.random.uniform([batch_size, length], seed=None if seed is None else seed + 1))
-        random_ids = tf.random.uniform(
-            tf.shape(token_ids), maxval=len(self.vocabulary), dtype=token_ids.dtype
-        )
+        action = per_word(uniform([batch_size, length], 1))
+        random_ids = uniform(tf.shape(token_ids), 2, maxval=len(self.vocabulary),
+                             dtype=token_ids.dtype)
         masked = tf.where(
             chosen & (action < self.mask_token_rate),
             tf.cast(self.mask_token_id, token_ids.dtype),
@@ -134,16 +139,6 @@ class WholeWordMaskGenerator(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "vocabulary": self.vocabulary,
-                "mask_selection_rate": self.mask_selection_rate,
-                "mask_selection_length": self.mask_selection_length,
-                "mask_token_id": self.mask_token_id,
-                "unselectable_token_ids": self.unselectable_token_ids,
-                "mask_token_rate": self.mask_token_rate,
-                "random_token_rate": self.random_token_rate,
-                "seed": self.seed,
-            }
-        )
+        del config["vocabulary_size"]  # the vocabulary's length
+        config.update({"vocabulary": self.vocabulary, "seed": self.seed})
         return config

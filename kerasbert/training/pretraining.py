@@ -11,6 +11,7 @@ from kerasbert.data.corpus import pretraining_dataset
 from kerasbert.models.masked_lm_pretrainer import MaskedLMPretrainer
 from kerasbert.optimizers.fused_adam import FusedAdam
 from kerasbert.optimizers.schedules import WarmupLinearDecay
+from kerasbert.text.seeded_mask_generator import SeededMaskGenerator
 from kerasbert.text.whole_word_mask_generator import WholeWordMaskGenerator
 from kerasbert.training.configs import PretrainConfig
 from kerasbert.training.driver import run_experiment
@@ -28,61 +29,57 @@ def masked_lm_inputs(
     mask_token_rate=0.8,
     random_token_rate=0.1,
     whole_word_masking=False,
-    seed=None,
+    seed=0,
 ):
     """A `tf.data` map from text batches to `MaskedLMPretrainer` training triples.
 
-    Tokenizes and packs `[CLS] A [SEP] (B [SEP])`, then masks with keras-hub's
-    `BertMaskedLMPreprocessor`: `mask_rate` of the word pieces (never [CLS],
-    [SEP] or [PAD]) are selected, at most `max_predictions` per sequence;
-    of those `mask_token_rate` become [MASK], `random_token_rate` a random
-    token, the rest stay. With `whole_word_masking`, kerasbert's
-    `WholeWordMaskGenerator` selects whole words instead (all pieces of a
-    word are masked together).
+    Tokenizes and packs `[CLS] A [SEP] (B [SEP])` (keras-hub's
+    `MultiSegmentPacker`), then masks: `mask_rate` of the word pieces (never
+    [CLS], [SEP] or [PAD]) are selected, at most `max_predictions` per
+    sequence; of those `mask_token_rate` become [MASK], `random_token_rate`
+    a random token, the rest stay (kerasbert's `SeededMaskGenerator`, what
+    keras-hub's `BertMaskedLMPreprocessor` does, drawn from a seed). With
+    `whole_word_masking`, `WholeWordMaskGenerator` selects whole words
+    instead (all pieces of a word are masked together).
+
+    The draws are stateless, from `(seed, batch_index)`: batch i is masked
+    the same way in every process, so a resumed run masks what an
+    uninterrupted one masks.
 
     Returns:
-        A function `(text_a, text_b, is_random_next) → (x, y, sample_weight)`
-        with `y = {"mlm": mask_ids[, "nsp": is_random_next]}` and matching
-        sample weights (`mask_weights` for MLM).
+        A function `(text_a, text_b, is_random_next, batch_index=0) →
+        (x, y, sample_weight)` with `y = {"mlm": mask_ids[, "nsp":
+        is_random_next]}` and matching sample weights (`mask_weights` for MLM).
     """
-    masker = keras_hub.models.BertMaskedLMPreprocessor(
-        tokenizer, sequence_length=sequence_length, mask_selection_rate=mask_rate,
-        mask_selection_length=max_predictions, mask_token_rate=mask_token_rate,
-        random_token_rate=random_token_rate,
+    packer = keras_hub.layers.MultiSegmentPacker(
+        start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
+        pad_value=tokenizer.pad_token_id, sequence_length=sequence_length,
     )
-
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
     if whole_word_masking:
-        packer = keras_hub.layers.MultiSegmentPacker(
-            start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
-            pad_value=tokenizer.pad_token_id, sequence_length=sequence_length,
+        masker = WholeWordMaskGenerator(
+            tokenizer.get_vocabulary(), mask_rate, max_predictions, tokenizer.mask_token_id,
+            special, mask_token_rate, random_token_rate,
         )
-        word_masker = WholeWordMaskGenerator(
-            tokenizer.get_vocabulary(), mask_rate, max_predictions,
-            tokenizer.mask_token_id,
-            [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id],
-            mask_token_rate, random_token_rate, seed=seed,
-        )
-
-        def mask(texts):
-            token_ids, segment_ids = packer(tuple(tokenizer(t) for t in texts))
-            masked = word_masker(token_ids)
-            x = {
-                "token_ids": masked["token_ids"],
-                "segment_ids": segment_ids,
-                "padding_mask": token_ids != tokenizer.pad_token_id,
-                "mask_positions": masked["mask_positions"],
-            }
-            return x, masked["mask_ids"], masked["mask_weights"]
     else:
+        masker = SeededMaskGenerator(
+            tokenizer.vocabulary_size(), mask_rate, max_predictions, tokenizer.mask_token_id,
+            special, mask_token_rate, random_token_rate,
+        )
 
-        def mask(texts):
-            return masker(texts if len(texts) > 1 else texts[0])
-
-    def model_inputs(text_a, text_b, is_random_next):
-        x, mask_ids, mask_weights = mask((text_a, text_b) if nsp else (text_a,))
-        # int32 like `BertBackbone`'s input (a bool input breaks MirroredStrategy).
-        x["padding_mask"] = tf.cast(x["padding_mask"], tf.int32)
-        y, sample_weight = {"mlm": mask_ids}, {"mlm": mask_weights}
+    def model_inputs(text_a, text_b, is_random_next, batch_index=0):
+        texts = (text_a, text_b) if nsp else (text_a,)
+        token_ids, segment_ids = packer(tuple(tokenizer(t) for t in texts))
+        batch_seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(batch_index, tf.int64)])
+        masked = masker(token_ids, seed=batch_seed)
+        x = {
+            "token_ids": masked["token_ids"],
+            "segment_ids": segment_ids,
+            # int32 like `BertBackbone`'s input (a bool input breaks MirroredStrategy).
+            "padding_mask": tf.cast(token_ids != tokenizer.pad_token_id, tf.int32),
+            "mask_positions": masked["mask_positions"],
+        }
+        y, sample_weight = {"mlm": masked["mask_ids"]}, {"mlm": masked["mask_weights"]}
         if nsp:
             y["nsp"] = is_random_next
             sample_weight["nsp"] = tf.ones_like(is_random_next, tf.float32)
@@ -99,7 +96,8 @@ def further_pretrain(config=None, sources=None, output_dir=None, *, strategy=Non
     warmup steps then linear decay, 100k steps, 15 % of word pieces selected
     (at most 20 per sequence), of which 80 % become [MASK], 10 % a random
     token and 10 % stay; [CLS], [SEP] and [PAD] are never selected
-    (keras-hub's `BertMaskedLMPreprocessor`). AdamW with weight decay off
+    (keras-hub's `BertMaskedLMPreprocessor`'s masking, drawn from the seed
+    and the batch index). AdamW with weight decay off
     LayerNorm and bias.
 
     `output_dir` is a run directory (see `fine_tune`): locked, fingerprinted
@@ -107,8 +105,8 @@ def further_pretrain(config=None, sources=None, output_dir=None, *, strategy=Non
     times. Every `checkpoint_every` steps the whole training state is saved
     under `output_dir/checkpoints`. Called again with the same arguments, a
     killed run restores the last checkpoint and fast-forwards the corpus
-    stream (deterministic for a seed) to that step, so no step is repeated
-    or skipped; a finished run returns its metrics.
+    stream (deterministic for a seed, masks included) to that step, so it
+    ends as if never stopped; a finished run returns its metrics.
 
     At the end `output_dir/backbone` holds the further-pretrained encoder
     and its tokenizer as a keras-hub preset directory, which
@@ -209,13 +207,14 @@ class PretrainExperiment(Experiment):
             self.sources, self.tokenizer, c.sequence_length, nsp=c.nsp,
             text_fields=list(c.text_fields), data_dir=c.data_dir, seed=c.seed, shard=shard,
         )
-        # The texts and their order are the same every time, so a resumed
-        # run fast-forwards to the same position. Which pieces get masked
-        # is not: keras-hub's MaskedLMMaskGenerator draws from unseeded
-        # stateful random ops (tf_text's RandomItemSelector and
-        # MaskValuesChooser), which differ between two processes.
-        batches = corpus.batch(size, drop_remainder=True)
-        batches = batches.map(self.model_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+        # The texts, their order and (seeded by the batch index) their
+        # masks are the same every time, so a resumed run fast-forwards to
+        # the same position and masks as an uninterrupted one.
+        pipelines, pipeline = shard or (1, 0)
+        batches = corpus.batch(size, drop_remainder=True).enumerate()
+        batches = batches.map(
+            lambda index, batch: self.model_inputs(*batch, index * pipelines + pipeline),
+            num_parallel_calls=tf.data.AUTOTUNE)
         return batches.prefetch(tf.data.AUTOTUNE)
 
     def _snapshot(self, epoch):

@@ -1,6 +1,7 @@
 import os
 
 import keras
+import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +10,7 @@ import kerasbert
 from kerasbert.backbones import tiny_vocabulary
 from kerasbert.training import pretraining
 from kerasbert.training.training_loop import TrainingLoop
+from tests.helpers import assert_config_round_trip
 from tests.helpers import run_on_two_cpus
 
 TEXTS = ["the film was good .", "who was galileo ?", "what is the name of the city ?"]
@@ -35,6 +37,53 @@ def test_masking_never_selects_special_tokens(tiny):
         assert row[0] == vocabulary.index("[CLS]")
     assert x["padding_mask"].dtype == tf.int32
     assert y["nsp"].numpy().tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("whole_word_masking", [False, True])
+def test_masks_are_drawn_from_the_seed_and_the_batch_index(tiny, whole_word_masking):
+    # Fresh maps (as in a fresh process) mask batch i alike: what lets a
+    # resumed run mask what an uninterrupted one masked.
+    _, tokenizer = tiny
+    texts = tf.constant(["the film was good . who was galileo ? what is the name of the city ?"] * 8)
+    label = tf.zeros([8], tf.int64)
+
+    def mask_positions(seed, batch_index):
+        inputs = pretraining.masked_lm_inputs(tokenizer, 24, mask_rate=0.3, seed=seed,
+                                              whole_word_masking=whole_word_masking)
+        return inputs(texts, texts, label, batch_index)[0]["mask_positions"].numpy()
+
+    first = mask_positions(0, 5)
+    np.testing.assert_array_equal(first, mask_positions(0, 5))
+    assert not np.array_equal(first, mask_positions(0, 6))
+    assert not np.array_equal(first, mask_positions(1, 5))
+    assert len({tuple(row) for row in first}) > 1  # rows of one batch differ
+
+
+def test_seeded_mask_generator_selects_like_keras_hub(tiny):
+    _, tokenizer = tiny
+    special = [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
+    masker = kerasbert.text.SeededMaskGenerator(
+        tokenizer.vocabulary_size(), mask_selection_rate=0.3, mask_selection_length=5,
+        mask_token_id=tokenizer.mask_token_id, unselectable_token_ids=special,
+        mask_token_rate=0.5, random_token_rate=0.5)
+    token_ids = keras_hub.layers.MultiSegmentPacker(
+        16, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id,
+    )(tokenizer(tf.constant(TEXTS * 100)))[0]
+    out = masker(token_ids, seed=tf.constant([3, 4]))
+    selectable = ~np.isin(token_ids.numpy(), special)
+    count = out["mask_weights"].numpy().sum(axis=1)
+    # ceil(rate · selectable pieces), at most the selection length.
+    np.testing.assert_array_equal(count, np.minimum(np.ceil(0.3 * selectable.sum(axis=1)), 5))
+    positions = out["mask_positions"].numpy()
+    rows = np.arange(len(positions))[:, None]
+    real = out["mask_weights"].numpy() > 0
+    assert selectable[rows, positions][real].all()
+    np.testing.assert_array_equal(token_ids.numpy()[rows, positions][real],
+                                  out["mask_ids"].numpy()[real])
+    masked = out["token_ids"].numpy()[rows, positions][real]
+    share = np.mean(masked == tokenizer.mask_token_id)
+    assert 0.4 < share < 0.6  # half [MASK], half random ids
+    assert_config_round_trip(masker)
 
 
 def test_pretrainer_heads_and_tied_embeddings(tiny):
@@ -125,6 +174,14 @@ def test_killed_pretraining_resumes_at_last_checkpoint(tmp_path):
     for a, b in zip(final.weights, last.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(final.weights, first.weights))
+    # As if never stopped: the same encoder and history as an uninterrupted run.
+    run["backbone_snapshots"] = False
+    whole = kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)],
+                                       str(tmp_path / "whole"), **run)
+    assert whole["history"] == metrics["history"]
+    uninterrupted, _ = kerasbert.load_backbone(str(tmp_path / "whole" / "backbone"))
+    for a, b in zip(final.weights, uninterrupted.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_steps_must_be_a_multiple_of_checkpoint_every(tmp_path):
@@ -157,6 +214,7 @@ def test_whole_word_masking_masks_every_piece_of_a_word_together():
     for r in range(64):
         real = weights[r] > 0
         assert (np.array(row)[positions[r][real]] == ids[r][real]).all()
+    assert assert_config_round_trip(masker).vocabulary == vocabulary
 
 
 @pytest.mark.slow
