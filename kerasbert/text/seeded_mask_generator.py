@@ -68,6 +68,12 @@ class SeededMaskGenerator(keras.layers.Layer):
                 "`mask_token_rate + random_token_rate` must be at most 1. Received: "
                 f"{mask_token_rate} + {random_token_rate}"
             )
+        if not (isinstance(mask_selection_length, int) and mask_selection_length > 0):
+            raise ValueError("`mask_selection_length` must be a positive integer. Received: "
+                             f"{mask_selection_length!r}")
+        if not 0 <= mask_token_id < vocabulary_size:
+            raise ValueError(f"`mask_token_id` must be in [0, {vocabulary_size}) (the "
+                             f"vocabulary). Received: {mask_token_id}")
         self.vocabulary_size = vocabulary_size
         self.mask_selection_rate = mask_selection_rate
         self.mask_selection_length = mask_selection_length
@@ -90,15 +96,25 @@ class SeededMaskGenerator(keras.layers.Layer):
             shuffle_fn=lambda positions: tf.gather(
                 positions, tf.argsort(tf.gather(priority, positions))),
         )
-        chooser = _SeededMaskValuesChooser(
-            self.vocabulary_size, self.mask_token_id, self.mask_token_rate,
-            self.random_token_rate, value_seed)
         masked, positions, mask_ids = tf_text.mask_language_model(
-            tf.RaggedTensor.from_tensor(token_ids), selector, chooser)
+            tf.RaggedTensor.from_tensor(token_ids), selector,
+            _SeededMaskValuesChooser(self, value_seed))
+        return self._outputs(masked.to_tensor(shape=tf.shape(token_ids)),
+                             tf.cast(positions, token_ids.dtype), mask_ids)
+
+    def _replace(self, token_ids, draw, random_ids):
+        """`[MASK]` where `draw < mask_token_rate`, `random_ids` where it falls in
+        the next `random_token_rate`, `token_ids` elsewhere."""
+        return tf.where(
+            draw < self.mask_token_rate, tf.cast(self.mask_token_id, token_ids.dtype),
+            tf.where(draw < self.mask_token_rate + self.random_token_rate, random_ids, token_ids))
+
+    def _outputs(self, masked, mask_positions, mask_ids):
+        """The masked ids and the ragged selections padded to the budget."""
         budget = [None, self.mask_selection_length]
         return {
-            "token_ids": masked.to_tensor(),
-            "mask_positions": tf.cast(positions, token_ids.dtype).to_tensor(shape=budget),
+            "token_ids": masked,
+            "mask_positions": mask_positions.to_tensor(shape=budget),
             "mask_ids": mask_ids.to_tensor(shape=budget),
             "mask_weights": tf.ones_like(mask_ids, tf.float32).to_tensor(shape=budget),
         }
@@ -120,12 +136,14 @@ class SeededMaskGenerator(keras.layers.Layer):
 
 
 class _SeededMaskValuesChooser(tf_text.MaskValuesChooser):
-    """tf_text's `[MASK]` / random id / keep choice, from a stateless seed."""
+    """tf_text's `[MASK]` / random id / keep choice, drawn from a stateless seed
+    by `generator`'s rule."""
 
-    def __init__(self, vocab_size, mask_token, mask_token_rate, random_token_rate, seed):
-        super().__init__(vocab_size, mask_token, mask_token_rate, random_token_rate)
+    def __init__(self, generator, seed):
+        super().__init__(generator.vocabulary_size, generator.mask_token_id,
+                         generator.mask_token_rate, generator.random_token_rate)
+        self._generator = generator
         self._seed = seed
-        self._replace_rate = mask_token_rate  # the parent keeps it private
 
     def get_mask_values(self, masked_lm_ids):
         ids = masked_lm_ids.flat_values
@@ -133,7 +151,4 @@ class _SeededMaskValuesChooser(tf_text.MaskValuesChooser):
         draw = tf.random.stateless_uniform(tf.shape(ids), draw_seed)
         random_ids = tf.random.stateless_uniform(
             tf.shape(ids), id_seed, maxval=self.vocab_size, dtype=ids.dtype)
-        values = tf.where(
-            draw < self._replace_rate, tf.cast(self.mask_token, ids.dtype),
-            tf.where(draw < self._replace_rate + self.random_token_rate, random_ids, ids))
-        return masked_lm_ids.with_flat_values(values)
+        return masked_lm_ids.with_flat_values(self._generator._replace(ids, draw, random_ids))

@@ -115,27 +115,12 @@ class WholeWordMaskGenerator(SeededMaskGenerator):
         chosen &= tf.equal(tf.gather(word_over, flat_word), 0)
 
         action = per_word(uniform([batch_size, length], 1))
-        random_ids = uniform(tf.shape(token_ids), 2, maxval=len(self.vocabulary),
+        random_ids = uniform(tf.shape(token_ids), 2, maxval=self.vocabulary_size,
                              dtype=token_ids.dtype)
-        masked = tf.where(
-            chosen & (action < self.mask_token_rate),
-            tf.cast(self.mask_token_id, token_ids.dtype),
-            tf.where(
-                chosen & (action < self.mask_token_rate + self.random_token_rate),
-                random_ids,
-                token_ids,
-            ),
-        )
+        masked = tf.where(chosen, self._replace(token_ids, action, random_ids), token_ids)
         positions = tf.broadcast_to(tf.range(length), shape)
-        chosen_positions = tf.ragged.boolean_mask(positions, chosen)
-        chosen_ids = tf.ragged.boolean_mask(token_ids, chosen)
-        budget = [None, self.mask_selection_length]
-        return {
-            "token_ids": masked,
-            "mask_positions": chosen_positions.to_tensor(shape=budget),
-            "mask_ids": chosen_ids.to_tensor(shape=budget),
-            "mask_weights": tf.ones_like(chosen_ids, tf.float32).to_tensor(shape=budget),
-        }
+        return self._outputs(masked, tf.ragged.boolean_mask(positions, chosen),
+                             tf.ragged.boolean_mask(token_ids, chosen))
 
     def get_config(self):
         config = super().get_config()

@@ -46,10 +46,21 @@ def masked_lm_inputs(
     the same way in every process, so a resumed run masks what an
     uninterrupted one masks.
 
+    Args:
+        tokenizer: a keras-hub `BertTokenizer`.
+        sequence_length: int. Packed length, [CLS] and [SEP]s included.
+        nsp: bool. Pack `[CLS] A [SEP] B [SEP]` and add the NSP target.
+        mask_rate, max_predictions, mask_token_rate, random_token_rate: the
+            masking rule above.
+        whole_word_masking: bool. Select whole words.
+        seed: int. With the batch index, seeds the masks.
+
     Returns:
-        A function `(text_a, text_b, is_random_next, batch_index=0) →
+        A function `(text_a, text_b, is_random_next, batch_index) →
         (x, y, sample_weight)` with `y = {"mlm": mask_ids[, "nsp":
-        is_random_next]}` and matching sample weights (`mask_weights` for MLM).
+        is_random_next]}` and matching sample weights (`mask_weights` for
+        MLM). `batch_index` is the batch's position in the stream (required:
+        one index for every batch would mask them all alike).
     """
     packer = keras_hub.layers.MultiSegmentPacker(
         start_value=tokenizer.cls_token_id, end_value=tokenizer.sep_token_id,
@@ -67,7 +78,7 @@ def masked_lm_inputs(
             special, mask_token_rate, random_token_rate,
         )
 
-    def model_inputs(text_a, text_b, is_random_next, batch_index=0):
+    def model_inputs(text_a, text_b, is_random_next, batch_index):
         texts = (text_a, text_b) if nsp else (text_a,)
         token_ids, segment_ids = packer(tuple(tokenizer(t) for t in texts))
         batch_seed = tf.stack([tf.cast(seed, tf.int64), tf.cast(batch_index, tf.int64)])

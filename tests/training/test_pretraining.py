@@ -24,7 +24,7 @@ def test_masking_never_selects_special_tokens(tiny):
         random_token_rate=0.0,
     )
     x, y, sample_weight = inputs(tf.constant(TEXTS), tf.constant(["a b", "c", "d e f"]),
-                                 tf.constant([0, 1, 0]))
+                                 tf.constant([0, 1, 0]), 0)
     vocabulary = tiny_vocabulary()
     special = {vocabulary.index(t) for t in ("[CLS]", "[SEP]", "[PAD]")}
     real = sample_weight["mlm"].numpy() > 0
@@ -84,6 +84,12 @@ def test_seeded_mask_generator_selects_like_keras_hub(tiny):
     share = np.mean(masked == tokenizer.mask_token_id)
     assert 0.4 < share < 0.6  # half [MASK], half random ids
     assert_config_round_trip(masker)
+    empty = masker(token_ids[:0], seed=tf.constant([3, 4]))
+    assert empty["token_ids"].shape == (0, 16) and empty["mask_positions"].shape == (0, 5)
+    for wrong, message in ((dict(mask_selection_length=None), "positive integer"),
+                           (dict(mask_token_id=10**6), "must be in")):
+        with pytest.raises(ValueError, match=message):
+            kerasbert.text.SeededMaskGenerator(**{**masker.get_config(), **wrong})
 
 
 def test_pretrainer_heads_and_tied_embeddings(tiny):
