@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import kerasbert
 from kerasbert.data import corpus
+from kerasbert.data import generator_dataset
 from kerasbert.reproduction import charts
 from kerasbert.reproduction import grids
 from kerasbert.reproduction import reports
@@ -24,6 +25,7 @@ PUBLIC = {
     "kerasbert.text": kerasbert.text,
     "kerasbert.prediction": kerasbert.prediction,
     "kerasbert.data.corpus": corpus,
+    "kerasbert.data.generator_dataset": generator_dataset,
     "kerasbert.reproduction.grids": grids,
     "kerasbert.reproduction.charts": charts,
     "kerasbert.reproduction.reports": reports,

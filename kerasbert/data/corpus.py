@@ -18,6 +18,7 @@ import re
 
 import tensorflow as tf
 
+from kerasbert.data.generator_dataset import generator_dataset
 from kerasbert.data.records import decoded_lines
 from kerasbert.data.records import joined_text
 from kerasbert.data.records import read_records
@@ -162,6 +163,24 @@ class SentencePacker:
                 self.others.append((document_index, second))
 
 
+def file_identity(spec):
+    """`(size, modification time)` of a corpus file; None for `tfds:NAME` or
+    a missing file."""
+    if spec.startswith("tfds:") or not os.path.isfile(spec):
+        return None
+    stat = os.stat(spec)
+    return stat.st_size, stat.st_mtime_ns
+
+
+def check_unchanged(spec, identity):
+    """Raises if the corpus file `spec` no longer has `identity`."""
+    if not spec.startswith("tfds:") and file_identity(spec) != identity:
+        raise ValueError(
+            f"Corpus source {spec!r} changed while the run read it (its size or modification "
+            "time); reading on would mix two versions of it. Restore it, or start over "
+            "with --overwrite (overwrite=True).")
+
+
 def pretraining_dataset(
     sources,
     tokenizer,
@@ -200,9 +219,14 @@ def pretraining_dataset(
     )
 
     def source_dataset(index, spec):
+        identity = file_identity(spec)
+
         def generate():
             packer = SentencePacker(tokenizer, max_pieces, nsp, seed=seed + index)
             while True:
+                # Checked at every pass, before and after: a file replaced
+                # or edited mid-run would mix two versions of the corpus.
+                check_unchanged(spec, identity)
                 count = 0
                 documents = iter_documents(spec, text_fields, data_dir=data_dir)
                 if shard is not None:
@@ -212,8 +236,9 @@ def pretraining_dataset(
                     yield example
                 if count == 0:
                     raise ValueError(f"Corpus source {spec!r} holds no text.")
+                check_unchanged(spec, identity)
 
-        return tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return generator_dataset(generate, signature)
 
     datasets = [source_dataset(i, spec) for i, (spec, _) in enumerate(sources)]
     if len(datasets) == 1:

@@ -3,6 +3,7 @@ loop and the stages after training."""
 
 import tensorflow as tf
 
+from kerasbert.data.generator_dataset import generator_errors_raised
 from kerasbert.training.distribute import make_strategy
 from kerasbert.training.training_run import TrainingRun
 
@@ -59,15 +60,16 @@ def run_experiment(experiment, output_dir, *, strategy=None, callbacks=None):
         loop_options = dict(experiment.loop_options())
         if config.steps_per_loop is not None:
             loop_options["steps_per_loop"] = config.steps_per_loop
-        loop, trained = run.train(
-            model, experiment.train_stream, experiment.validation_stream(),
-            steps_per_epoch=experiment.steps_per_epoch(), epochs=experiment.epochs(),
-            monitor=experiment.monitor(), jit_compile=config.jit_compile,
-            per_worker_input=config.per_worker_input, callbacks=callbacks,
-            verbose=config.verbose,
-            directory=run.directory.file(experiment.train_directory)
-            if experiment.train_directory else None,
-            **loop_options,
-        )
+        with generator_errors_raised():
+            loop, trained = run.train(
+                model, experiment.train_stream, experiment.validation_stream(),
+                steps_per_epoch=experiment.steps_per_epoch(), epochs=experiment.epochs(),
+                monitor=experiment.monitor(), jit_compile=config.jit_compile,
+                per_worker_input=config.per_worker_input, callbacks=callbacks,
+                verbose=config.verbose,
+                directory=run.directory.file(experiment.train_directory)
+                if experiment.train_directory else None,
+                **loop_options,
+            )
         metrics = experiment.after_training(run, loop, trained)
         return run.write_metrics(metrics)

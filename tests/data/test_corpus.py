@@ -2,8 +2,11 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kerasbert.data import corpus
+from kerasbert.data.generator_dataset import generator_dataset
+from kerasbert.data.generator_dataset import generator_errors_raised
 
 
 def test_split_sentences_english_and_chinese():
@@ -91,3 +94,35 @@ def test_documents_from_local_tfds_dataset(tmp_path):
     )
     documents = sorted(corpus.iter_documents("tfds:kerasbert_toy_corpus", data_dir=str(tmp_path)))
     assert documents == ["first doc. two.", "second doc."]
+
+
+def test_a_corpus_file_changed_mid_run_stops_the_stream_in_one_line(tmp_path, tiny):
+    _, tokenizer = tiny
+    path = tmp_path / "corpus.txt"
+    path.write_text("the film was good .\n\nwho was galileo ?\n\n")
+    stream = iter(corpus.pretraining_dataset([(str(path), 1.0)], tokenizer, sequence_length=16))
+    next(stream)  # the first pass has started: the file's identity is taken
+    with path.open("a") as file:
+        file.write("a third document that would be mixed in .\n\n")
+    with pytest.raises(ValueError, match=r"corpus.txt' changed while the run read it .* "
+                                         r"Restore it, or start over with --overwrite"):
+        with generator_errors_raised():
+            for _ in range(10):
+                next(stream)
+
+
+def test_a_generators_own_error_replaces_tensorflows(tmp_path):
+    def generate():
+        yield "fine"
+        raise ValueError("corpus.txt:2: invalid UTF-8")
+
+    dataset = generator_dataset(generate, tf.TensorSpec([], tf.string))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Traceback"):
+        list(dataset)  # what TensorFlow raises: the traceback inside the message
+    with pytest.raises(ValueError, match=r"^corpus.txt:2: invalid UTF-8$") as error:
+        with generator_errors_raised():
+            list(dataset)
+    assert isinstance(error.value.__cause__, tf.errors.InvalidArgumentError)
+    with pytest.raises(tf.errors.InvalidArgumentError):  # other errors pass through
+        with generator_errors_raised():
+            tf.debugging.assert_equal(1, 2)

@@ -277,3 +277,16 @@ def test_finished_pretraining_is_reused_only_with_the_same_settings_and_corpus(t
     with pytest.raises(FileNotFoundError, match="'missing.txt' is not a file"):
         kerasbert.further_pretrain("tiny", [("missing.txt", 1.0)], str(tmp_path / "new"), **run)
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_corpus_line_found_mid_run_fails_in_one_line(tmp_path):
+    # Only the first document is checked before training; the rest is read
+    # by tf.data, whose error would carry the generator's traceback.
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_bytes("".join(f"{t}\n\n" for t in TEXTS * 3).encode() + b"bad \xff line\n")
+    with pytest.raises(ValueError, match=r"^\S*corpus.txt:19: invalid UTF-8 at byte 4 ") as error:
+        kerasbert.further_pretrain("tiny", [(str(corpus_file), 1.0)], str(tmp_path / "run"),
+                                   steps=4, warmup_steps=1, batch_size=4, sequence_length=16,
+                                   checkpoint_every=2, verbose=0)
+    assert "Traceback" not in str(error.value)
