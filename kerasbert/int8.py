@@ -10,21 +10,28 @@ classifies batches of strings the way the SavedModel does: tokenized at
 once, sorted by length, run in chunks each padded to its own longest text.
 """
 
+import hashlib
 import json
 import os
+import queue
 import re
+import threading
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from kerasbert.export import CPU_TOKENS_PER_CHUNK
+from kerasbert.text.raw_texts import checked_texts
 
 MODEL_FILE = "model.tflite"
 PREPROCESSOR_FILE = "preprocessor.json"
 DESCRIPTION_FILE = "int8.json"
 ARTIFACT_FORMAT = "kerasbert-int8"
-ARTIFACT_VERSION = 1
+# 2: `int8.json` holds the SHA-256 of every other file (version 1, read
+# without that check, did not).
+ARTIFACT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 RUNTIME_PACKAGE = "ai-edge-litert"
 INSTALL_HINT = f'pip install "kerasbert[int8]" (the package {RUNTIME_PACKAGE})'
 
@@ -84,6 +91,9 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
             f"{type(model).__name__} has {len(outputs)} outputs: export each task's "
             "classifier on its own."
         )
+    label_names = [str(name) for name in label_names]
+    if len(set(label_names)) != len(label_names):
+        raise ValueError(f"Label names must be distinct. Received: {label_names}")
     if outputs[0].shape[-1] != len(label_names):
         raise ValueError(f"The model has {outputs[0].shape[-1]} outputs but "
                          f"{len(label_names)} label names were given: {list(label_names)}.")
@@ -122,6 +132,8 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
     description = {
         "format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION,
         "label_names": [str(name) for name in label_names],
+        "files": {name: file_digest(os.path.join(path, name))
+                  for name in sorted(os.listdir(path)) if name != DESCRIPTION_FILE},
         "tokens_per_chunk": tokens_per_chunk,
         "quantization": "dynamic-range int8 (tf.lite.Optimize.DEFAULT)",
         "runtime": RUNTIME_PACKAGE,
@@ -129,6 +141,62 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
     with open(os.path.join(path, DESCRIPTION_FILE), "w", encoding="utf-8") as file:
         json.dump(description, file, indent=2)
     return path
+
+
+def file_digest(path):
+    """The SHA-256 of the file at `path`, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_description(path):
+    """`int8.json` of the artifact at `path`, checked: a one-line
+    `ValueError` naming the file for anything this version cannot serve."""
+    file_path = os.path.join(path, DESCRIPTION_FILE)
+    try:
+        with open(file_path, encoding="utf-8") as file:
+            description = json.load(file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{file_path} is unreadable ({str(error).splitlines()[0]}); "
+                         "export again.") from None
+    if not isinstance(description, dict):
+        raise ValueError(f"{file_path} must hold a JSON object; export again.")
+    if description.get("format") != ARTIFACT_FORMAT or (
+            description.get("version") not in READABLE_VERSIONS):
+        raise ValueError(
+            f"{file_path} describes {description.get('format')!r} version "
+            f"{description.get('version')!r}; this kerasbert reads {ARTIFACT_FORMAT!r} "
+            f"version {ARTIFACT_VERSION}: export again."
+        )
+    names = description.get("label_names")
+    if (not isinstance(names, list) or not names
+            or not all(isinstance(name, str) for name in names)):
+        raise ValueError(f"{file_path}: `label_names` must be a non-empty list of strings; it "
+                         f"holds {names!r}.")
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"{file_path}: `label_names` names {repeated} more than once.")
+    chunk = description.get("tokens_per_chunk")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"{file_path}: `tokens_per_chunk` must be a positive integer; it "
+                         f"holds {chunk!r}.")
+    files = description.get("files", {}) if description["version"] >= 2 else {}
+    if description["version"] >= 2 and not (
+            isinstance(files, dict) and MODEL_FILE in files and PREPROCESSOR_FILE in files):
+        raise ValueError(f"{file_path}: `files` must give the SHA-256 of {MODEL_FILE} and "
+                         f"{PREPROCESSOR_FILE}; export again.")
+    for name, digest in files.items():
+        file = os.path.join(path, name)
+        if os.path.basename(name) != name or not os.path.isfile(file):
+            raise ValueError(f"{file} is missing: the int8 artifact at {path} is incomplete; "
+                             "export again.")
+        if name != MODEL_FILE and file_digest(file) != digest:  # the model: as it is read
+            raise ValueError(f"{file} changed since export (its SHA-256 differs from "
+                             f"{DESCRIPTION_FILE}'s); export again.")
+    return description
 
 
 def is_int8_artifact(path):
@@ -170,10 +238,18 @@ class Int8Classifier:
     in chunks of at most `tokens_per_chunk` word pieces, each padded to its
     own longest text; outputs come back in input order.
 
+    Safe to call from many threads at once: a LiteRT interpreter is not, so
+    each call borrows one from a pool (at most `max_concurrent_calls` run
+    at once; more calls wait for a free one). The files are checked against
+    the SHA-256 digests in `int8.json` when loading; a damaged or edited
+    artifact is refused in one line.
+
     Args:
         path: str. A directory written by `kerasbert.export_int8`.
-        num_threads: int or None. CPU threads of the runtime; None: the
+        num_threads: int or None. CPU threads of each interpreter; None: the
             cores this process may use.
+        max_concurrent_calls: int or None. Interpreters in the pool (each
+            holds its own activations); None: the cores this process may use.
 
     Examples:
     ```python
@@ -186,51 +262,70 @@ class Int8Classifier:
     ```
     """
 
-    def __init__(self, path, num_threads=None):
+    def __init__(self, path, num_threads=None, max_concurrent_calls=None):
         if isinstance(path, os.PathLike):
             path = os.fspath(path)
         if not is_int8_artifact(path):
             raise ValueError(f"No int8 classifier at {path!r} (no {DESCRIPTION_FILE}; "
                              "kerasbert.export_int8 writes it last).")
-        with open(os.path.join(path, DESCRIPTION_FILE), encoding="utf-8") as file:
-            description = json.load(file)
-        if description.get("format") != ARTIFACT_FORMAT or (
-                description.get("version") != ARTIFACT_VERSION):
-            raise ValueError(
-                f"{os.path.join(path, DESCRIPTION_FILE)} describes "
-                f"{description.get('format')!r} version {description.get('version')!r}; this "
-                f"kerasbert reads {ARTIFACT_FORMAT!r} version {ARTIFACT_VERSION}: export again."
-            )
-        interpreter_class = _runtime_interpreter()
+        for name, value in (("num_threads", num_threads),
+                            ("max_concurrent_calls", max_concurrent_calls)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer or None. Received: "
+                                 f"{value!r}")
+        description = read_description(path)
+        self._interpreter_class = _runtime_interpreter()
         self.label_names = list(description["label_names"])
         self.tokens_per_chunk = int(description["tokens_per_chunk"])
-        with open(os.path.join(path, PREPROCESSOR_FILE), encoding="utf-8") as file:
-            self.preprocessor = keras.saving.deserialize_keras_object(json.load(file))
-        self.preprocessor.tokenizer.load_assets(path)
-        model_path = os.path.join(path, MODEL_FILE)
+        preprocessor_path = os.path.join(path, PREPROCESSOR_FILE)
         try:
-            self._interpreter = interpreter_class(
-                model_path=model_path, num_threads=num_threads or available_cores())
-        except (ValueError, RuntimeError) as error:
-            raise ValueError(f"{model_path} is not a readable LiteRT model "
-                             f"({str(error).splitlines()[0]}); export it again.") from None
-        self._runner = self._interpreter.get_signature_runner()
+            with open(preprocessor_path, encoding="utf-8") as file:
+                self.preprocessor = keras.saving.deserialize_keras_object(json.load(file))
+            self.preprocessor.tokenizer.load_assets(path)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise ValueError(f"{preprocessor_path} does not load "
+                             f"({str(error).splitlines()[0][:200]}); export again.") from None
+        model_path = os.path.join(path, MODEL_FILE)
+        with open(model_path, "rb") as file:
+            self._model_content = file.read()  # checked and loaded from the same bytes
+        expected = description.get("files", {}).get(MODEL_FILE)
+        if expected and hashlib.sha256(self._model_content).hexdigest() != expected:
+            raise ValueError(f"{model_path} changed since export (its SHA-256 differs from "
+                             f"{DESCRIPTION_FILE}'s); export again.")
+        self._model_path = model_path
+        self._num_threads = num_threads or available_cores()
+        self._idle = queue.SimpleQueue()
+        self._slots = threading.BoundedSemaphore(max_concurrent_calls or available_cores())
+        runner = self._new_runner()
         self._input_dtypes = {name: detail["dtype"]
-                              for name, detail in self._runner.get_input_details().items()}
+                              for name, detail in runner.get_input_details().items()}
+        (output,) = runner.get_output_details().values()
+        if int(output["shape_signature"][-1]) != len(self.label_names):
+            raise ValueError(
+                f"{os.path.join(path, DESCRIPTION_FILE)} names {len(self.label_names)} labels "
+                f"but {model_path} has {int(output['shape_signature'][-1])} outputs; export "
+                "again."
+            )
+        self._idle.put(runner)
+        # Traced once here: concurrent calls then share one concrete graph.
         self._tokenize = tf.function(
             lambda texts: self.preprocessor(texts),
             input_signature=[tf.TensorSpec([None], tf.string)],
-        )
+        ).get_concrete_function()
+
+    def _new_runner(self):
+        try:
+            interpreter = self._interpreter_class(model_content=self._model_content,
+                                                  num_threads=self._num_threads)
+            return interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{self._model_path} is not a readable LiteRT model "
+                             f"({str(error).splitlines()[0]}); export it again.") from None
 
     def logits(self, texts):
         """Float32 logits `(batch, classes)` of a list of strings, in input order."""
-        if isinstance(texts, (str, bytes)):
-            raise TypeError(f"Classify a list of strings, not one {type(texts).__name__}.")
-        texts = list(texts)
-        for index, text in enumerate(texts):
-            if not isinstance(text, (str, bytes)):
-                raise TypeError(f"Texts must be strings; item {index} is "
-                                f"{type(text).__name__} {str(text)[:60]!r}.")
+        texts = checked_texts(texts)
         logits = np.zeros((len(texts), len(self.label_names)), np.float32)
         if not texts:
             return logits
@@ -241,20 +336,32 @@ class Int8Classifier:
         lengths = mask.reshape(len(texts), -1, mask.shape[-1]).sum(-1)
         longest = lengths.max(-1)
         order = np.argsort(-longest, kind="stable")
-        start = 0
-        while start < len(order):
-            padded = max(int(longest[order[start]]), 2)
-            rows = max(1, self.tokens_per_chunk // (padded * lengths.shape[1]))
-            chunk = order[start:start + rows]
-            inputs = {name: np.ascontiguousarray(value[chunk, ..., :padded],
-                                                 dtype=self._input_dtypes[name])
-                      for name, value in features.items()}
-            logits[chunk] = next(iter(self._runner(**inputs).values()))
-            start += rows
+        with self._slots:
+            try:
+                runner = self._idle.get_nowait()
+            except queue.Empty:
+                runner = self._new_runner()
+            try:
+                start = 0
+                while start < len(order):
+                    padded = max(int(longest[order[start]]), 2)
+                    rows = max(1, self.tokens_per_chunk // (padded * lengths.shape[1]))
+                    chunk = order[start:start + rows]
+                    inputs = {name: np.ascontiguousarray(value[chunk, ..., :padded],
+                                                         dtype=self._input_dtypes[name])
+                              for name, value in features.items()}
+                    logits[chunk] = next(iter(runner(**inputs).values()))
+                    start += rows
+            finally:
+                self._idle.put(runner)
         return logits
 
     def __call__(self, texts):
-        """Probabilities `(batch, classes)` and the most probable label names."""
+        """Probabilities `(batch, classes)` and the most probable label names.
+
+        Safe to call from many threads at once. `texts` is a list (or any
+        iterable) of strings; a bare string is refused, as one text is
+        `[text]`."""
         logits = self.logits(texts)
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
         probabilities = shifted / shifted.sum(-1, keepdims=True)

@@ -16,6 +16,7 @@ from kerasbert.export import ServingModule
 from kerasbert.int8 import Int8Classifier
 from kerasbert.int8 import is_int8_artifact
 from kerasbert.models.load_classifier import load_classifier
+from kerasbert.text.raw_texts import checked_texts
 from kerasbert.text.vocabulary_coverage import is_blank_text
 
 INPUT_FORMATS = ("auto", "jsonl", "csv", "tsv", "text")
@@ -157,10 +158,14 @@ class Classifier:
         self.label_names = [n.decode("utf-8") for n in names]
 
     def __call__(self, texts):
-        """Probabilities `(batch, classes)` and the most probable label names."""
+        """Probabilities `(batch, classes)` and the most probable label names.
+
+        Safe to call from many threads at once. `texts` is a list (or any
+        iterable) of strings; a bare string is refused, as one text is
+        `[text]`."""
         if self._int8 is not None:
             return self._int8(texts)
-        outputs = self._serve(tf.constant(list(texts), dtype=tf.string))
+        outputs = self._serve(tf.constant(checked_texts(texts), dtype=tf.string))
         labels = np.array([n.decode("utf-8") for n in outputs["label"].numpy()], dtype=object)
         return outputs["probabilities"].numpy(), labels
 

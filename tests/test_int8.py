@@ -1,5 +1,7 @@
+import concurrent.futures
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -51,11 +53,72 @@ def test_int8_classifier_follows_the_float_model_in_input_order(exported):
     assert loaded(["a good film"])[1].tolist() == [labels[0]]
     empty_probabilities, empty_labels = loaded([])
     assert empty_probabilities.shape == (0, 3) and empty_labels.shape == (0,)
-    with pytest.raises(TypeError, match="list of strings"):
+    with pytest.raises(TypeError, match=r"list of texts, not one str.*\['one text'\]"):
         classifier("one text")
+    with pytest.raises(TypeError, match="item 1 is None"):
+        classifier(["a", None])
+    with pytest.raises(ValueError, match="item 0 holds a lone surrogate"):
+        classifier(["\ud800 a", "b"])
     with pytest.raises(TypeError, match="item 1 is int"):
         classifier(["a", 3])
     np.testing.assert_array_equal(classifier.logits(t for t in TEXTS), classifier.logits(TEXTS))
+
+
+@pytest.mark.slow
+def test_classifier_shared_by_eight_threads_answers_as_called_one_by_one(exported):
+    _, path = exported
+    classifier = kerasbert.Int8Classifier(path, max_concurrent_calls=4)
+    # Different lengths and batch sizes, so concurrent calls would clash in
+    # a shared interpreter's resized tensors.
+    batches = [[f"text {i} " + "word " * ((i * 7) % 29)] * (1 + i % 5) + TEXTS[: i % 4]
+               for i in range(64)]
+    expected = [classifier.logits(batch) for batch in batches]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(classifier.logits, batches))
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_a_damaged_or_edited_artifact_is_refused_in_one_line(exported, tmp_path):
+    _, path = exported
+    description = json.loads(open(os.path.join(path, "int8.json")).read())
+    assert set(description["files"]) == {"model.tflite", "preprocessor.json", "vocabulary.txt"}
+
+    def damaged(edit):
+        copy = tmp_path / f"copy{len(os.listdir(tmp_path))}"
+        shutil.copytree(path, copy)
+        edit(copy)
+        return str(copy)
+
+    def flip(copy):  # same size, other bytes
+        data = bytearray((copy / "model.tflite").read_bytes())
+        data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)
+        (copy / "model.tflite").write_bytes(bytes(data))
+
+    def cut_vocabulary(copy):
+        lines = (copy / "vocabulary.txt").read_text().splitlines(True)
+        (copy / "vocabulary.txt").write_text("".join(lines[:50]))
+
+    def edit_description(**changes):
+        def edit(copy):
+            (copy / "int8.json").write_text(json.dumps({**description, **changes}))
+        return edit
+
+    cases = [
+        (flip, r"model.tflite changed since export"),
+        (cut_vocabulary, r"vocabulary.txt changed since export"),
+        (lambda copy: (copy / "vocabulary.txt").unlink(), r"vocabulary.txt is missing"),
+        (edit_description(label_names=["neg", "pos", "neg"]), r"names \['neg'\] more than once"),
+        (edit_description(label_names=["neg", "pos"]), r"names 2 labels but .* has 3 outputs"),
+        (edit_description(label_names=LABELS + ["x"]), r"names 4 labels but .* has 3 outputs"),
+        (edit_description(tokens_per_chunk="many"), r"tokens_per_chunk"),
+        (lambda copy: (copy / "int8.json").write_text("{not json"), r"int8.json is unreadable"),
+    ]
+    for edit, message in cases:
+        with pytest.raises(ValueError, match=message) as error:
+            kerasbert.prediction.Classifier(damaged(edit))
+        assert "\n" not in str(error.value)
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@ import csv
 import json
 import os
 
+from kerasbert.text.raw_texts import lone_surrogate
+
 # File extension → record format.
 FILE_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv"}
 
@@ -43,9 +45,11 @@ def parse_records(lines, fmt, name):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line, object_pairs_hook=_checked_object)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{name}:{number}: not valid JSON ({error}).") from None
+            except _RecordError as error:
+                raise ValueError(f"{name}:{number}: {error}") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{name}:{number}: expected a JSON object, got {line[:80]!r}.")
             yield number, record
@@ -53,6 +57,10 @@ def parse_records(lines, fmt, name):
     header = None
     for number, row in delimited_rows(lines, fmt, name):
         if header is None:
+            repeated = sorted({field for field in row if row.count(field) > 1})
+            if repeated:
+                raise ValueError(f"{name}:{number}: the header names {repeated} more than "
+                                 "once; name each column once.")
             header = row
             continue
         if len(row) != len(header):
@@ -63,6 +71,25 @@ def parse_records(lines, fmt, name):
                    "TSV fields cannot hold a tab (quotes are kept as written); write it as \\t.")
             )
         yield number, dict(zip(header, row))
+
+
+class _RecordError(ValueError):
+    """A JSON object that parses but cannot be read as one record."""
+
+
+def _checked_object(pairs):
+    # JSON allows a key twice and Python keeps the last value: a record that
+    # says two things is refused instead.
+    record = {}
+    for key, value in pairs:
+        if key in record:
+            raise _RecordError(f"the key {key!r} appears twice in one record; keep one.")
+        for text, what in ((key, "a key"), (value, f"field {key!r}")):
+            problem = isinstance(text, str) and lone_surrogate(text)
+            if problem:
+                raise _RecordError(f"{what} holds {problem}; fix its \\u escape.")
+        record[key] = value
+    return record
 
 
 def delimited_rows(lines, fmt, name):

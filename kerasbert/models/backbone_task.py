@@ -8,6 +8,7 @@ import keras_hub
 import tensorflow as tf
 
 from kerasbert.backbones import load_backbone
+from kerasbert.text.raw_texts import checked_texts
 from kerasbert.utils import arguments
 from kerasbert.utils.files import read_json
 
@@ -275,11 +276,11 @@ def _is_text(x):
 
 def _check_texts(x):
     """Refuse, in one line, a list of texts holding something else."""
-    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
-        for index, text in enumerate(x):
-            if not isinstance(text, (str, bytes)):
-                raise ValueError(f"Texts must be strings; item {index} is "
-                                 f"{type(text).__name__} {str(text)[:60]!r}.")
+    if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype.kind in "OU"):
+        try:
+            checked_texts(x)
+        except TypeError as error:
+            raise ValueError(str(error)) from None
 
 
 def _check_in_memory_inputs(model, x, y):

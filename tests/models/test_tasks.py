@@ -207,3 +207,9 @@ def test_fit_and_predict_name_an_unknown_label_and_refuse_no_texts():
     for bad in ([None], [3], ["fine", None]):
         with pytest.raises(ValueError, match=r"^Texts must be strings; item \d+ is"):
             classifier.predict(bad, verbose=0)
+    # A lone surrogate (a JSON "\ud800" escape) is named by its item, never a
+    # codec error from TensorFlow.
+    for call in (lambda: classifier.predict(["fine", "x\ud800"], verbose=0),
+                 lambda: classifier.fit(["fine", "x\ud800"], [0, 1], epochs=1, verbose=0)):
+        with pytest.raises(ValueError, match=r"^Text item 1 holds a lone surrogate"):
+            call()

@@ -1,0 +1,65 @@
+"""Raw texts as every entry point takes them: a list of valid Unicode strings.
+
+One check behind `fit`/`evaluate`/`predict`, `prediction.Classifier` (fp32
+and int8) and the file readers, so each refuses the same inputs with the
+same one-line error naming the item.
+"""
+
+import numpy as np
+
+
+def lone_surrogate(text):
+    """A one-line description of the first lone surrogate in the str `text`
+    (half of a UTF-16 pair, as a JSON `\\ud800` escape decodes to), which
+    is not valid Unicode and cannot be encoded as UTF-8; None if it has none."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return (f"a lone surrogate {text[error.start]!r} at character {error.start} (half of a "
+                "UTF-16 pair, not valid Unicode)")
+    return None
+
+
+def checked_texts(texts):
+    """`texts` as a list of str and bytes, or a one-line error naming the
+    first item that is not a valid text.
+
+    A bare string is refused rather than read as a sequence of characters
+    (one text is `[text]`); so are non-string items and strings holding a
+    lone surrogate.
+
+    Args:
+        texts: an iterable of str or bytes (a list, a tuple, a NumPy array of
+            strings, a generator).
+
+    Returns:
+        A list of str and bytes, in order.
+
+    Example:
+    ```python
+    from kerasbert.text.raw_texts import checked_texts
+    checked_texts(("who was galileo ?", b"where is the nile ?"))  # a list of both
+    ```
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(f"Classify a list of texts, not one {type(texts).__name__}: write "
+                        f"[{str(texts)[:40]!r}] for one text.")
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise TypeError(f"Texts must be a 1-D array of strings; this one has shape "
+                        f"{texts.shape}.")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise TypeError(f"Texts must be a list of strings, not {type(texts).__name__}.") from None
+    for index, text in enumerate(items):
+        if isinstance(text, np.str_):
+            text = items[index] = str(text)
+        elif isinstance(text, np.bytes_):
+            text = items[index] = bytes(text)
+        if not isinstance(text, (str, bytes)):
+            what = "None" if text is None else f"{type(text).__name__} {repr(text)[:60]}"
+            raise TypeError(f"Texts must be strings; item {index} is {what}.")
+        problem = isinstance(text, str) and lone_surrogate(text)
+        if problem:
+            raise ValueError(f"Text item {index} holds {problem}.")
+    return items

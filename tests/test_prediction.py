@@ -1,0 +1,47 @@
+import concurrent.futures
+
+import numpy as np
+import pytest
+
+import kerasbert
+
+LABELS = ["no", "yes"]
+TEXTS = ["a good film", "", "dull " * 20, "the plot , the actors and the music", "ok"]
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    model = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", label_names=LABELS, sequence_length=32)
+    directory = str(tmp_path_factory.mktemp("preset"))
+    model.save_to_preset(directory)
+    return kerasbert.prediction.Classifier(directory)
+
+
+def test_classifier_shared_by_eight_threads_answers_as_called_one_by_one(classifier):
+    batches = [[f"text {i} " + "word " * ((i * 7) % 23)] * (1 + i % 4) + TEXTS[: i % 5]
+               for i in range(48)]
+    expected = [classifier(batch) for batch in batches]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(classifier, batches))
+    for (probabilities, labels), (want_probabilities, want_labels) in zip(results, expected):
+        np.testing.assert_array_equal(probabilities, want_probabilities)
+        assert labels.tolist() == want_labels.tolist()
+
+
+def test_classifier_refuses_what_is_not_a_list_of_texts_in_one_line(classifier):
+    # A bare string is not a batch of its characters (the int8 Classifier
+    # refuses it alike, tests/test_int8.py).
+    with pytest.raises(TypeError, match=r"list of texts, not one str.*\['hello'\]"):
+        classifier("hello")
+    with pytest.raises(TypeError, match="list of texts, not one bytes"):
+        classifier(b"hello")
+    with pytest.raises(TypeError, match="item 0 is int 1"):
+        classifier([1, None])
+    with pytest.raises(TypeError, match="item 1 is None"):
+        classifier(["a", None])
+    with pytest.raises(ValueError, match=r"item 1 holds a lone surrogate '\\ud800' at character 2"):
+        classifier(["fine", "ok\ud800"])
+    probabilities, labels = classifier(np.array(["a good film", "ok"]))
+    assert probabilities.shape == (2, 2) and len(labels) == 2
+    assert classifier([])[0].shape == (0, 2)
