@@ -170,6 +170,19 @@ class Classifier:
         return outputs["probabilities"].numpy(), labels
 
 
+def markdown_cell(text):
+    """`text` as one cell of a markdown table: backslashes and `|` escaped,
+    line breaks written as `<br>`.
+
+    Example:
+    ```python
+    kerasbert.prediction.markdown_cell("yes|no\\nmaybe")  # 'yes\\|no<br>maybe'
+    ```
+    """
+    text = str(text).replace("\\", "\\\\").replace("|", "\\|")
+    return text.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
 class ConfusionMatrix:
     """Counts of (true class, predicted class), and the scores they give.
 
@@ -222,20 +235,22 @@ class ConfusionMatrix:
         }
 
     def markdown(self):
-        """The scores and the matrix as markdown tables."""
+        """The scores and the matrix as markdown tables (label names escaped,
+        so a `|` or a line break in one stays in its cell)."""
         scores = self.scores()
+        names = [markdown_cell(name) for name in self.label_names]
         lines = [
             f"Examples: {scores['examples']}; accuracy {scores['accuracy']:.4f}; error "
             f"{100 * scores['error']:.2f} %; macro F1 {scores['macro_f1']:.4f}.", "",
             "| class | precision | recall | F1 | support |", "|---|---|---|---|---|",
         ]
-        for name, c in scores["per_class"].items():
+        for name, c in zip(names, scores["per_class"].values()):
             lines.append(f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | "
                          f"{c['f1']:.4f} | {c['support']} |")
         lines += ["", "Confusion matrix (rows: true class, columns: predicted):", "",
-                  "| true \\ predicted | " + " | ".join(self.label_names) + " |",
-                  "|---|" + "---|" * len(self.label_names)]
-        for name, row in zip(self.label_names, self.counts):
+                  "| true \\ predicted | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for name, row in zip(names, self.counts):
             lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |")
         return "\n".join(lines) + "\n"
 

@@ -1,4 +1,6 @@
 import concurrent.futures
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +17,9 @@ def classifier(tmp_path_factory):
         "tiny", label_names=LABELS, sequence_length=32)
     directory = str(tmp_path_factory.mktemp("preset"))
     model.save_to_preset(directory)
-    return kerasbert.prediction.Classifier(directory)
+    loaded = kerasbert.prediction.Classifier(directory)
+    loaded.directory = directory
+    return loaded
 
 
 def test_classifier_shared_by_eight_threads_answers_as_called_one_by_one(classifier):
@@ -45,3 +49,30 @@ def test_classifier_refuses_what_is_not_a_list_of_texts_in_one_line(classifier):
     probabilities, labels = classifier(np.array(["a good film", "ok"]))
     assert probabilities.shape == (2, 2) and len(labels) == 2
     assert classifier([])[0].shape == (0, 2)
+
+
+def test_evaluation_markdown_keeps_each_label_in_its_cell():
+    matrix = kerasbert.prediction.ConfusionMatrix(["a|b", "c\nd", "e\\"])
+    matrix.add(["a|b", "c\nd", "e\\"], ["a|b", "a|b", "e\\"])
+    lines = matrix.markdown().splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    # Every row of both tables has its columns, whatever the names hold.
+    assert {line.replace("\\|", "").count("|") for line in table[:5]} == {6}
+    assert {line.replace("\\|", "").count("|") for line in table[5:]} == {5}
+    assert "| a\\|b | 1 | 0 | 0 |" in lines and "| c<br>d | 1 | 0 | 0 |" in lines
+    assert "| e\\\\ | 0 | 0 | 1 |" in lines
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("config.json", lambda config: {**config, "config": "BertBackbone"}),
+    ("task.json", lambda config: {**config, "config": "x"}),
+    ("config.json", lambda config: "BertBackbone"),
+])
+def test_a_damaged_preset_config_is_one_line_naming_the_directory(classifier, tmp_path, name,
+                                                                  edit):
+    shutil.copytree(classifier.directory, tmp_path / "preset")
+    path = tmp_path / "preset" / name
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(ValueError, match=r"^'.*preset'.*") as error:
+        kerasbert.prediction.Classifier(str(tmp_path / "preset"))
+    assert "\n" not in str(error.value)

@@ -1,6 +1,7 @@
 """Load a fine-tuned classifier back from where `fine_tune` or
 `save_to_preset` put it."""
 
+import json
 import os
 
 from kerasbert.models.backbone_task import saved_task_class
@@ -42,4 +43,17 @@ def load_classifier(path, **kwargs):
             "class): expected a fine_tune run directory or a directory written by "
             "save_to_preset."
         )
-    return cls.from_preset(path, **kwargs)
+    try:
+        return cls.from_preset(path, **kwargs)
+    except (AttributeError, TypeError, KeyError, json.JSONDecodeError) as error:
+        # A config that is valid JSON but not what `save_to_preset` writes
+        # (a string where an object belongs, a missing key).
+        raise ValueError(
+            f"{path!r} holds a damaged preset ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:200] if str(error) else 'no detail'}); save it again "
+            "or load another."
+        ) from None
+    except ValueError as error:
+        if "\n" not in str(error):
+            raise
+        raise ValueError(f"{path!r}: {str(error).splitlines()[0]}") from None

@@ -57,6 +57,7 @@ def run_experiment(experiment, output_dir, *, strategy=None, callbacks=None):
         experiment.check_model(model)
         # Every check passed: only now may `overwrite` clear an older run.
         run.directory.begin()
+        run.directory.claim(*experiment.written_entries())
         loop_options = dict(experiment.loop_options())
         if config.steps_per_loop is not None:
             loop_options["steps_per_loop"] = config.steps_per_loop

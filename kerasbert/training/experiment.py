@@ -50,6 +50,12 @@ class Experiment:
     def check_model(self, model):
         """Checks that need the built model (lengths, vocabulary)."""
 
+    def written_entries(self):
+        """Top-level names this kind writes into the run directory by paths
+        of its own (not through the run directory's stages or the training
+        loop), claimed in the run's ledger before training starts."""
+        return ()
+
     def steps_per_epoch(self):
         raise NotImplementedError
 

@@ -256,6 +256,9 @@ class FineTuneExperiment(Experiment):
             model.get_layer("logits").set_weights(self.head_weights)
         preprocessor = model.preprocessor
         arguments.sequence_length_fits(preprocessor.sequence_length, model.backbone)
+        arguments.training_batch_fits(
+            self.config.batch_size, preprocessor.sequence_length, model.backbone,
+            getattr(preprocessor, "max_segments", None) or 1)
         for split in (self.train, self.validation, self.test):
             check_word_pieces(preprocessor.tokenizer, split)
             check_segment_count(preprocessor, split)

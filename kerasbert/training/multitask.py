@@ -177,6 +177,8 @@ class MultiTaskExperiment(Experiment):
         for name, task in self.tasks.items():
             arguments.sequence_length_fits(self.task_text[name]["sequence_length"],
                                            self.backbone)
+            arguments.training_batch_fits(self.config.batch_size,
+                                          self.task_text[name]["sequence_length"], self.backbone)
             for split in (task.train, task.validation, task.test):
                 check_word_pieces(self.tokenizer, split)
         self.preprocessors = {
@@ -240,6 +242,11 @@ class MultiTaskExperiment(Experiment):
             "joint": directory.result("tested"),
             "finetuned": finetuned,
         }
+
+    def written_entries(self):
+        # Each task's own fine-tuning run directory.
+        return tuple(f"finetuned_{name}" for name in self.tasks) if self.config.then_finetune \
+            else ()
 
     def _finetune_each(self, run):
         c = self.config

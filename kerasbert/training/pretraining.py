@@ -196,6 +196,7 @@ class PretrainExperiment(Experiment):
     def check_model(self, model):
         c = self.config
         arguments.sequence_length_fits(c.sequence_length, self.backbone)
+        arguments.training_batch_fits(c.batch_size, c.sequence_length, self.backbone)
         self.model_inputs = masked_lm_inputs(
             self.tokenizer, c.sequence_length, nsp=c.nsp, mask_rate=c.mask_rate,
             max_predictions=c.max_predictions, whole_word_masking=c.whole_word_masking,
@@ -233,6 +234,9 @@ class PretrainExperiment(Experiment):
         with atomic_path(path) as partial:
             self.backbone.save_to_preset(partial)
             self.tokenizer.save_to_preset(partial)
+
+    def written_entries(self):
+        return ("snapshots",) if self.config.backbone_snapshots else ()
 
     def loop_options(self):
         c = self.config

@@ -23,6 +23,7 @@ cell of a grid) writes into one directory owned by a `RunDirectory`:
 import datetime
 import fcntl
 import fnmatch
+import hashlib
 import json
 import os
 import shutil
@@ -70,24 +71,58 @@ TEMPORARY = (f"{PARTIAL_PREFIX}*", ".workertemp_*")
 
 
 def _manifest(path):
-    """`{relative path: size}` of a file (`"."`) or of every file below a
-    folder, work in progress left out; None when `path` does not exist."""
+    """`{relative path: [size, SHA-256]}` of a file (`"."`) or of every file
+    below a folder, work in progress left out; None when `path` does not
+    exist."""
+    names = _manifest_names(path)
+    if names is None:
+        return None
+    files = {}
+    for name in names:
+        try:
+            files[name] = _fingerprint(path if name == "." else os.path.join(path, name))
+        except FileNotFoundError:  # removed while listed: not part of the result
+            continue
+    return files
+
+
+def _manifest_names(path):
+    """The files a manifest of `path` lists: `["."]` for a file, relative
+    paths below a folder (work in progress left out), None if missing."""
     if os.path.isfile(path):
-        return {".": os.lstat(path).st_size}
+        return ["."]
     if not os.path.isdir(path):
         return None
-    sizes = {}
-    for root, folders, names in os.walk(path):
+    names = []
+    for root, folders, files in os.walk(path):
         folders[:] = [name for name in folders if not _owned(name, TEMPORARY)]
-        for name in names:
-            if _owned(name, TEMPORARY):
-                continue
-            try:
-                sizes[os.path.relpath(os.path.join(root, name), path)] = os.lstat(
-                    os.path.join(root, name)).st_size
-            except FileNotFoundError:  # removed while listed: not part of the result
-                continue
-    return sizes
+        names += [os.path.relpath(os.path.join(root, name), path) for name in files
+                  if not _owned(name, TEMPORARY)]
+    return names
+
+
+def _fingerprint(path):
+    # Size and content: a flipped byte or a same-size edit is a change.
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return [os.lstat(path).st_size, digest.hexdigest()]
+
+
+def _unchanged(path, recorded):
+    """Whether the file or folder at `path` still holds what its manifest
+    `recorded` lists (ledgers written before digests hold sizes only)."""
+    names = _manifest_names(path)
+    if names is None or set(names) != set(recorded):
+        return False
+    for name, value in recorded.items():
+        file = path if name == "." else os.path.join(path, name)
+        size = value if isinstance(value, int) else value[0]
+        if os.lstat(file).st_size != size or (
+                not isinstance(value, int) and _fingerprint(file) != value):
+            return False
+    return True
 
 
 def _as_manifests(files):
@@ -100,14 +135,43 @@ def _owned(name, patterns):
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
+def _recorded_entries(path):
+    """The top-level names the run in `path` recorded writing (`run.json`'s
+    `entries`), or None for a directory without such a ledger."""
+    try:
+        entries = read_json(os.path.join(path, RUN_FILE)).get("entries")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(entries) if isinstance(entries, list) else None
+
+
 def foreign_files(path):
-    """Paths under the run directory `path` (relative, at any depth) that no
-    kerasbert run writes: links, and names outside the run's layout."""
+    """Paths under the run directory `path` (relative, at any depth) that the
+    run did not write: links, and names outside the run's ledger.
+
+    At the top, a run's `run.json` lists every name it wrote (`entries`),
+    so only those, `run.json`, `.lock` and their `.partial-` versions are
+    the run's: a user's `saved_model_backup/` or `.partial-mine/` is
+    foreign though its name looks like the run's. A nested run (a
+    multi-task run's per-task runs) is read by its own ledger. Inside the
+    run's folders, names outside the layout of checkpoints, logs, presets,
+    SavedModels and int8 classifiers are foreign. A ledger written before
+    entries were recorded is read by the layout's patterns alone."""
+    entries = _recorded_entries(path)
     foreign = []
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
-        if os.path.islink(full) or not _owned(name, RUN_FILES):
+        if entries is None:
+            owned = _owned(name, RUN_FILES)
+        else:
+            ours = entries | {RUN_FILE, LOCK_FILE}
+            owned = name in ours or (name.startswith(PARTIAL_PREFIX)
+                                     and name[len(PARTIAL_PREFIX):] in ours)
+        if os.path.islink(full) or not owned:
             foreign.append(name)
+        elif os.path.isdir(full) and os.path.isfile(os.path.join(full, RUN_FILE)) and (
+                _recorded_entries(full) is not None):
+            foreign += [os.path.join(name, inner) for inner in foreign_files(full)]
         elif os.path.isdir(full) and not _owned(name, TEMPORARY):
             foreign += [os.path.join(name, inner) for inner in _foreign_inside(full)]
     return foreign
@@ -289,7 +353,7 @@ class RunDirectory:
         ) if os.path.isdir(self.path) else False
 
     def _new_record(self):
-        return {"settings": self.settings, "data": self.data, "stages": {}}
+        return {"settings": self.settings, "data": self.data, "stages": {}, "entries": []}
 
     def _load_or_start(self):
         run_file = os.path.join(self.path, RUN_FILE)
@@ -389,11 +453,12 @@ class RunDirectory:
 
     def _check_stage_files(self):
         # The ledger is checked against the files: a stage whose outputs
-        # were deleted, truncated or rewritten (another size than the stage
-        # wrote) is redone, and so is every stage after it.
-        damaged = {stage: [name for name, sizes in _as_manifests(manifests).items()
-                           if sizes is None and not os.path.exists(self.file(name))
-                           or sizes is not None and _manifest(self.file(name)) != sizes]
+        # were deleted, truncated or changed in any way (another size or
+        # SHA-256 than the stage wrote) is redone, and so is every stage
+        # after it.
+        damaged = {stage: [name for name, recorded in _as_manifests(manifests).items()
+                           if recorded is None and not os.path.exists(self.file(name))
+                           or recorded is not None and not _unchanged(self.file(name), recorded)]
                    for stage, manifests in self.record.get("files", {}).items()
                    if stage in self.record["stages"]}
         damaged = {stage: names for stage, names in damaged.items() if names}
@@ -432,7 +497,7 @@ class RunDirectory:
         """Record `stage` as finished, with its figures and the files it
         wrote (relative paths; each one's files and sizes are recorded, and
         a rerun redoes the stage if one is missing or changed), atomically."""
-        self.begin()
+        self.claim(*files)
         self.record["stages"][stage] = finite_json(result or {})
         if files:
             # Only the chief's files count (a worker writes to scratch).
@@ -452,17 +517,33 @@ class RunDirectory:
         """The path of `parts` inside the run directory."""
         return os.path.join(self.path, *parts)
 
+    def claim(self, *names):
+        """Record the top-level `names` (relative paths; their first part
+        counts) as the run's own in `run.json`'s `entries`, before they are
+        written: `overwrite` removes what this ledger names and nothing
+        else. `atomic`, `write_json` and `finish` claim what they write;
+        writers that get a path from the run directory claim it first."""
+        self.begin()
+        entries = self.record.get("entries")
+        if entries is None:  # a ledger from before entries: the layout's patterns rule
+            return
+        new = sorted({os.path.normpath(name).split(os.sep)[0] for name in names} - set(entries))
+        if new:
+            entries += new
+            if self.chief:
+                write_json(os.path.join(self.path, RUN_FILE), self.record)
+
     def atomic(self, *parts):
         """`atomic_path` for `parts` inside the run directory (on a non-chief
         worker: inside its scratch directory)."""
-        self.begin()
+        self.claim(os.path.join(*parts))
         if not self.chief:
             return atomic_path(os.path.join(self._scratch, *parts))
         return atomic_path(self.file(*parts))
 
     def write_json(self, name, value):
         """Write `value` as `name` (chief only); return it as read back."""
-        self.begin()
+        self.claim(name)
         if self.chief:
             write_json(self.file(name), value)
         return _canonical(value)

@@ -243,6 +243,8 @@ class TrainingLoop:
         self.resumed_from_step = self.step = self.restore()
         check_same_on_every_worker(self.strategy, self.step, "the checkpoint step")
         if self.step >= self.total_steps:
+            if self.chief:
+                self._write_history()  # restored as trained, if lost since
             return self.history
         if self.per_worker_input:
             if len(self.strategy.extended.worker_devices) > 1:

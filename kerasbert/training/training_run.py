@@ -12,6 +12,8 @@ from kerasbert.training.precision import with_loss_scaling
 from kerasbert.training.run_directory import RUN_FORMAT_KEY
 from kerasbert.training.run_directory import RunDirectory
 from kerasbert.training.training_loop import CHECKPOINT_DIR
+from kerasbert.training.training_loop import HISTORY_FILE
+from kerasbert.training.training_loop import LOG_DIR
 from kerasbert.training.training_loop import TrainingLoop
 from kerasbert.utils.files import read_json
 
@@ -73,6 +75,7 @@ class TrainingRun:
             chief=is_chief(self.strategy)
         )
         self.directory = None
+        self._history_files = []
 
     def __enter__(self):
         self.directory = self._run_directory.__enter__()
@@ -120,6 +123,12 @@ class TrainingRun:
         """
         self.directory.begin()
         directory = directory or self.path
+        relative = os.path.relpath(directory, self.path)
+        self.directory.claim(*([relative] if relative != os.curdir else
+                               [CHECKPOINT_DIR, LOG_DIR, HISTORY_FILE]))
+        # Recorded with metrics.json: a lost or edited history.csv makes the
+        # rerun restore the finished training, which writes it again.
+        self._history_files.append(os.path.normpath(os.path.join(relative, HISTORY_FILE)))
         loop = TrainingLoop(
             model, directory, steps_per_epoch=steps_per_epoch, epochs=epochs,
             strategy=self.strategy, **loop_arguments,
@@ -145,5 +154,7 @@ class TrainingRun:
     def write_metrics(self, metrics):
         """Write `metrics.json` (the settings first) and finish the run."""
         metrics = self.directory.write_json(METRICS_FILE, {"settings": self.settings, **metrics})
-        self.directory.finish("metrics", files=[METRICS_FILE])
+        histories = [name for name in self._history_files
+                     if os.path.isfile(self.directory.file(name))]
+        self.directory.finish("metrics", files=[METRICS_FILE, *histories])
         return metrics

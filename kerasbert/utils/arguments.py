@@ -6,6 +6,7 @@ recipes' flag) and the value received.
 
 import math
 import numbers
+import os
 
 
 def positive_int(name, value, allow_none=False):
@@ -60,6 +61,56 @@ def sequence_length_fits(sequence_length, backbone):
         raise ValueError(
             f"`sequence_length` {sequence_length} exceeds the backbone's position table of "
             f"{limit} positions; pass a sequence_length of at most {limit}."
+        )
+
+
+def physical_memory_bytes():
+    """This machine's memory in bytes, or None where the system won't say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def training_batch_fits(batch_size, sequence_length, backbone, sequences_per_example=1,
+                        memory_bytes=None):
+    """Raise unless a training batch could fit in this machine's memory.
+
+    The estimate is a lower bound on the float32 activations a training
+    step keeps for its backward pass: per layer and word piece, about ten
+    hidden-sized vectors (attention inputs and output, two LayerNorms, the
+    feed-forward's inner layer) and one row of attention probabilities per
+    head. Only a batch beyond the machine's memory (RAM: accelerators hold
+    less) is refused, before anything is built, instead of an abort inside
+    TensorFlow's allocator.
+
+    Args:
+        batch_size: int. Examples per step.
+        sequence_length: int. Word pieces per sequence.
+        backbone: the encoder (its `hidden_dim`, `num_heads`, `num_layers`).
+        sequences_per_example: int. Sequences an example becomes (segments).
+        memory_bytes: int or None. The memory to compare with; None: RAM.
+
+    Example:
+    ```python
+    from kerasbert.utils import arguments
+    backbone, _ = kerasbert.load_backbone("tiny")
+    arguments.training_batch_fits(24, 512, backbone)  # fits: no error
+    ```
+    """
+    memory_bytes = memory_bytes or physical_memory_bytes()
+    hidden = getattr(backbone, "hidden_dim", None)
+    heads = getattr(backbone, "num_heads", None)
+    layers = getattr(backbone, "num_layers", None)
+    if not (memory_bytes and hidden and heads and layers):
+        return
+    tokens = batch_size * sequences_per_example * sequence_length
+    needed = 4 * tokens * (10 * hidden + heads * sequence_length) * layers
+    if needed > memory_bytes:
+        raise ValueError(
+            f"`batch_size` {batch_size} at sequence_length {sequence_length} needs at least "
+            f"{needed / 2**30:,.0f} GiB of activations to train (a lower bound; this machine "
+            f"has {memory_bytes / 2**30:,.0f} GiB); pass a smaller batch_size."
         )
 
 

@@ -206,6 +206,17 @@ def test_input_errors_found_after_loading_the_backbone_leave_no_directory(tmp_pa
     with pytest.raises(ValueError, match=r"train.jsonl:2: the text .* yields no word pieces"):
         kerasbert.fine_tune("tiny", train, str(out), **RUN)
     assert not out.exists()
+    # A batch no machine holds: refused with its estimate, not an abort in
+    # TensorFlow's allocator (std::bad_alloc, exit 134).
+    with pytest.raises(ValueError, match=r"^`batch_size` 1000000000000 at sequence_length 32 "
+                                         r"needs at least [\d,]+ GiB .*this machine has"):
+        kerasbert.fine_tune("tiny", sentiment_data(8, 0), str(out),
+                            **{**RUN, "batch_size": 10**12})
+    assert not out.exists()
+    backbone, _ = kerasbert.load_backbone("tiny")
+    kerasbert.utils.arguments.training_batch_fits(24, 512, backbone, memory_bytes=2**30)
+    with pytest.raises(ValueError, match="needs at least"):
+        kerasbert.utils.arguments.training_batch_fits(24, 512, backbone, 64, memory_bytes=2**30)
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Nothing lost: --overwrite checks the new run before it clears the old one,
 clears only run directories, and a rerun redoes a stage whose files are gone."""
 
+import hashlib
 import json
 import shutil
 
@@ -102,6 +103,48 @@ def test_overwrite_refuses_foreign_files_at_any_depth(tmp_path, finished):
 
 
 @pytest.mark.slow
+def test_overwrite_removes_only_what_the_ledger_names(tmp_path, finished):
+    copy_of(finished, tmp_path)
+    entries = json.loads((tmp_path / "run.json").read_text())["entries"]
+    assert set(entries) >= {"checkpoints", "history.csv", "logs", "metrics.json", "preset"}
+    # Folders named like the run's own, at the top: not in its ledger.
+    for mine in ("saved_model_backup/saved_model.pb", ".partial-mine/keep.txt"):
+        target = tmp_path / mine
+        target.parent.mkdir()
+        target.write_text("mine\n")
+        with pytest.raises(kerasbert.RunDirectoryError,
+                           match=rf"no kerasbert run writes \({target.parent.name}\)") as error:
+            kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True,
+                                **{**RUN, "learning_rate": 1e-3})
+        assert "\n" not in str(error.value)
+        assert target.read_text() == "mine\n"
+        shutil.rmtree(target.parent)
+
+
+@pytest.mark.slow
+def test_a_same_size_edit_or_a_lost_history_is_repaired(tmp_path, finished):
+    metrics = copy_of(finished, tmp_path)
+    history = (tmp_path / "history.csv").read_bytes()
+    weights = tmp_path / "preset" / "model.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 4096] = bytes(4096)  # same size, other bytes
+    weights.write_bytes(bytes(data))
+    text = (tmp_path / "metrics.json").read_text()
+    (tmp_path / "metrics.json").write_text(text.replace('"error": 0.', '"error": 9.', 1))
+    edited = (tmp_path / "metrics.json").read_text()
+    assert edited != text and len(edited) == len(text)
+    (tmp_path / "history.csv").unlink()
+    again = finished_run(tmp_path)
+    assert again == metrics
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert (tmp_path / "history.csv").read_bytes() == history
+    original = kerasbert.load_classifier(str(finished[0]))
+    repaired = kerasbert.load_classifier(str(tmp_path))
+    for a, b in zip(original.get_weights(), repaired.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("lost", [
     ["metrics.json"], ["preset"], ["saved_model"],
     # Damaged inside: a file cut short, a file of a folder deleted.
@@ -175,7 +218,17 @@ def test_unbounded_segments_of_a_huge_document_are_refused_before_training(tmp_p
 def test_a_ledger_of_names_only_checks_that_the_files_exist(tmp_path, finished):
     copy_of(finished, tmp_path)
     record = json.loads((tmp_path / "run.json").read_text())
-    assert record["files"]["metrics"] == {"metrics.json": {".": (tmp_path / "metrics.json").stat().st_size}}
+    assert record["files"]["metrics"] == {
+        name: {".": [(tmp_path / name).stat().st_size,
+                     hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()]}
+        for name in ("metrics.json", "history.csv")}
+    # A ledger of sizes only (before digests) checks sizes.
+    sizes_only = {stage: {name: {part: value[0] for part, value in manifest.items()}
+                          for name, manifest in files.items()}
+                  for stage, files in record["files"].items()}
+    (tmp_path / "run.json").write_text(json.dumps({**record, "files": sizes_only}))
+    assert finished_run(tmp_path)["epochs"]
+    assert "trained" in json.loads((tmp_path / "run.json").read_text())["stages"]
     record["files"] = {stage: list(files) for stage, files in record["files"].items()}
     (tmp_path / "run.json").write_text(json.dumps(record))
     assert finished_run(tmp_path)["epochs"]  # names only: present, so the run is finished
