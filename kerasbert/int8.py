@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from kerasbert.export import CPU_TOKENS_PER_CHUNK
 from kerasbert.text.raw_texts import checked_texts
+from kerasbert.utils.files import file_digest
 
 MODEL_FILE = "model.tflite"
 PREPROCESSOR_FILE = "preprocessor.json"
@@ -141,15 +142,6 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
     with open(os.path.join(path, DESCRIPTION_FILE), "w", encoding="utf-8") as file:
         json.dump(description, file, indent=2)
     return path
-
-
-def file_digest(path):
-    """The SHA-256 of the file at `path`, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_description(path):

@@ -123,6 +123,11 @@ class Classifier:
     and classifies batches of strings, each sorted by length and run in
     chunks padded to their longest text.
 
+    Safe to call from many threads at once. A SavedModel is a program:
+    loading one runs its graph, which may read and write files, so load
+    SavedModels only from people you trust; a preset or an int8 classifier
+    is data (Keras' safe mode, LiteRT builtin ops).
+
     Args:
         path: str. One of the directories above.
 

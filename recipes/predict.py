@@ -2,7 +2,9 @@ r"""Classify texts with a fine-tuned classifier; with labels, also evaluate it.
 
 --model is a `finetune.py` run directory, a classifier preset
 (`save_to_preset`), an exported SavedModel (`saved_model/` of a run) or an
-int8 classifier (`int8/` of a run trained with --export_int8).
+int8 classifier (`int8/` of a run trained with --export_int8). A SavedModel
+is a program: loading it runs its graph, which may read and write files, so
+load one only from someone you trust (presets and int8 classifiers are data).
 --input is JSONL, CSV or TSV (the text in --text_fields) or plain text, one
 text per line; `-` reads standard input. It streams: memory stays flat
 whatever the input's size. --output gets one JSON line per input text, in
@@ -44,7 +46,8 @@ from kerasbert import prediction  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory, a classifier preset, a SavedModel or "
-                    "a run's int8/ directory.")
+                    "a run's int8/ directory. A SavedModel runs its own graph (code): load one "
+                    "only from someone you trust.")
 flags.DEFINE_string("input", None, "A JSONL/CSV/TSV or plain-text file, or - for stdin.")
 flags.DEFINE_string("output", None, "Where the predictions go (JSONL), or - for stdout.")
 flags.DEFINE_enum("input_format", "auto", prediction.INPUT_FORMATS,

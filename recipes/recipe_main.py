@@ -55,6 +55,14 @@ UNPREFIXED_NOISE = re.compile(
     rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate|"
     rb"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
+# A collective aborted because a peer worker is gone: C++ error lines whose
+# message goes on over unprefixed lines, closed by the status payload. The
+# recipe says it in one line of its own (`WorkerLostError`).
+PEER_ABORT = re.compile(rb"StartAbort|Aborting RingReduce|Collective ops is aborted|"
+                        rb"CollectiveExecutor.*abort", re.IGNORECASE)
+PAYLOAD_END = re.compile(rb"\[type\.googleapis\.com/[^\]]*\]\s*$")
+# The most continuation lines such a message is read to have.
+CONTINUATION_LINES = 8
 # A line begun but not ended for this long (a progress display) is passed on
 # as it comes: C++ log lines arrive whole.
 PARTIAL_LINE_SECONDS = 0.2
@@ -73,6 +81,7 @@ def _copy_without_noise(source, target):
     writer never meets a broken pipe."""
     held = b""  # the start of a line, kept until its end decides
     passing = False  # the current line is being passed on as it comes
+    continuing = 0  # lines of a dropped multi-line message still to come
 
     def write(data):
         nonlocal target
@@ -101,7 +110,13 @@ def _copy_without_noise(source, target):
                 continue
             held += line
             if ended:
-                if not is_noise(held):
+                if continuing and not CPP_LOG_LINE.match(held):
+                    # The rest of a dropped peer-abort message.
+                    continuing = 0 if PAYLOAD_END.search(held) else continuing - 1
+                elif CPP_LOG_LINE.match(held) and PEER_ABORT.search(held):
+                    continuing = 0 if PAYLOAD_END.search(held) else CONTINUATION_LINES
+                elif not is_noise(held):
+                    continuing = 0
                     write(held)
                 held = b""
 

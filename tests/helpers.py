@@ -110,14 +110,11 @@ def die_with_the_other_worker(directory, index):
     os.kill(os.getpid(), 9)
 
 
-def run_two_workers(script, *args, timeout=300):
-    """Run `script` as two `MultiWorkerMirroredStrategy` workers on 127.0.0.1.
-
-    Each worker is a fresh interpreter with its own `TF_CONFIG` (worker 0 is
-    the chief) and `sys.argv = ["-c", WORKER_INDEX, *args]`. Both are killed
-    when `timeout` seconds pass. Returns the two `CompletedProcess`-like
-    results `(returncode, stdout, stderr)`.
-    """
+def start_two_workers(script, *args):
+    """Start `script` as two `MultiWorkerMirroredStrategy` workers on
+    127.0.0.1: each a fresh interpreter with its own `TF_CONFIG` (worker 0
+    is the chief) and `sys.argv = ["-c", WORKER_INDEX, *args]`. Returns the
+    two `subprocess.Popen`s (text pipes for stdout and stderr)."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     processes = []
     for index in range(2):
@@ -127,6 +124,12 @@ def run_two_workers(script, *args, timeout=300):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=dict(os.environ, TF_CONFIG=json.dumps(config), TF_CPP_MIN_LOG_LEVEL="2"),
         ))
+    return processes
+
+
+def finish_workers(processes, timeout=300):
+    """Wait for `processes` (all killed once `timeout` seconds pass); returns
+    their `(returncode, stdout, stderr)`."""
     results = []
     deadline = time.time() + timeout
     for process in processes:
@@ -139,3 +142,9 @@ def run_two_workers(script, *args, timeout=300):
             err += f"\n(killed after {timeout} s)"
         results.append((process.returncode, out, err))
     return results
+
+
+def run_two_workers(script, *args, timeout=300):
+    """Run `script` as two workers (see `start_two_workers`) to the end;
+    returns their `(returncode, stdout, stderr)`."""
+    return finish_workers(start_two_workers(script, *args), timeout)

@@ -59,6 +59,7 @@ from kerasbert.training.configs import RuntimeSettings  # noqa: E402
 import ceiling  # noqa: E402  (tools/, this script's directory)
 from host_memory import peak_host_memory_mb  # noqa: E402
 from timing import median_milliseconds  # noqa: E402
+from timing import concurrent_speed  # noqa: E402
 from timing import serving_speed  # noqa: E402
 
 flags.DEFINE_enum("mode", "throughput", ["throughput", "end_to_end", "profile", "inference"],
@@ -87,6 +88,9 @@ flags.DEFINE_integer("inference_batch_size", 32, "Inference: batch size for text
 flags.DEFINE_integer("tokens_per_chunk", None,
                      "Inference: the SavedModel's chunk size (kerasbert.export_serving); unset: "
                      "its default, 0: whole batches.")
+flags.DEFINE_list("client_threads", ["1", "4"],
+                  "Inference: threads calling one shared classifier at once (TREC texts/s each; "
+                  "a server's request threads).")
 flags.DEFINE_enum("serving", "both", ["both", "saved_model", "int8"],
                   "Inference: which of kerasbert's artifacts to time (each in its own process).")
 flags.DEFINE_bool(
@@ -327,6 +331,11 @@ def serve_artifact(artifact):
         for name, chosen in texts.items():
             result[name] = serving_speed(
                 classify, chosen, FLAGS.inference_batch_size, FLAGS.latency_texts)
+        # One classifier shared by request threads (safe: see prediction.Classifier).
+        result["trec_texts_per_second_by_client_threads"] = {
+            threads: concurrent_speed(classify, texts["trec"], FLAGS.inference_batch_size,
+                                      int(threads))
+            for threads in FLAGS.client_threads}
     result["peak_host_memory_mb"] = peak_host_memory_mb()
     return result
 

@@ -1,6 +1,7 @@
 """Timing shared by tools/benchmark.py and tools/hf_baseline.py (which runs
 in another interpreter, without kerasbert)."""
 
+import concurrent.futures
 import time
 
 import numpy as np
@@ -42,3 +43,15 @@ def serving_speed(classify, texts, batch_size, latency_texts):
         "latency_p50_ms": float(np.percentile(latencies, 50)),
         "latency_p99_ms": float(np.percentile(latencies, 99)),
     }
+
+
+def concurrent_speed(classify, texts, batch_size, threads):
+    """texts/s of `classify` called from `threads` threads at once, each
+    taking the next batch of `texts` (a server's request threads)."""
+    batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(classify, batches[:threads]))  # every thread warmed up
+        started = time.perf_counter()
+        list(pool.map(classify, batches))
+        seconds = time.perf_counter() - started
+    return len(texts) / seconds

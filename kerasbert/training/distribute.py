@@ -1,7 +1,11 @@
 """tf.distribute strategies from a name, as recipes' `--strategy` flag."""
 
+import contextlib
+import errno
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 
@@ -19,11 +23,11 @@ class ClusterTimeout:
     small child process. The message names the workers whose address
     accepts no connection (those that never started)."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, tasks):
         self.seconds = seconds
         self._watch = subprocess.Popen(
             [sys.executable, "-S", "-c", _WATCH, str(os.getpid()), str(seconds),
-             os.path.basename(sys.argv[0]) or "kerasbert", json.dumps(_cluster_tasks())],
+             os.path.basename(sys.argv[0]) or "kerasbert", json.dumps(tasks)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
     def disarm(self):
@@ -61,16 +65,108 @@ os.kill(parent, signal.SIGKILL)
 """
 
 
-def _cluster_tasks():
+def cluster_config():
+    """`TF_CONFIG` read and checked: `{"cluster": {job: ["host:port", …]},
+    "task": {"type": job, "index": i}}`, or a one-line `ValueError` that
+    names `TF_CONFIG` and what is wrong with it."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ValueError("--strategy=multi_worker needs the environment variable TF_CONFIG "
+                         "(the cluster's addresses and this worker's task); it is not set.")
     try:
-        config = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    except ValueError:
-        return []
-    this = config.get("task", {})
+        config = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}): {text[:80]!r}.") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not all(
+            isinstance(addresses, list) and addresses
+            and all(isinstance(a, str) and re.fullmatch(r".+:\d+", a) for a in addresses)
+            for addresses in cluster.values()):
+        raise ValueError('TF_CONFIG must hold "cluster": {job: ["host:port", …]} with at '
+                         f"least one address per job; it holds {text[:120]!r}.")
+    task = config.get("task")
+    if not isinstance(task, dict) or task.get("type") not in cluster or isinstance(
+            task.get("index"), bool) or not isinstance(task.get("index"), int) or not (
+            0 <= task["index"] < len(cluster[task["type"]])):
+        raise ValueError('TF_CONFIG must hold "task": {"type": JOB, "index": I} naming one of '
+                         f"the cluster's tasks ({', '.join(sorted(cluster))}); it holds "
+                         f"{task!r}.")
+    return config
+
+
+def _cluster_tasks(config):
+    """`(job, index, address)` of every task of the cluster but this one."""
+    this = config["task"]
     return [(job, index, address)
-            for job, addresses in config.get("cluster", {}).items()
+            for job, addresses in config["cluster"].items()
             for index, address in enumerate(addresses)
-            if (job, index) != (this.get("type"), this.get("index"))]
+            if (job, index) != (this["type"], this["index"])]
+
+
+def _check_own_port(config):
+    # TensorFlow's own failure ("Could not start gRPC server") names no port.
+    task = config["task"]
+    address = config["cluster"][task["type"]][task["index"]]
+    port = int(address.rpartition(":")[2])
+    with socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET) as probe:
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                return
+            raise ValueError(
+                f"TF_CONFIG gives this process ({task['type']} {task['index']}) the address "
+                f"{address}, but port {port} is already in use on this machine; stop what holds "
+                "it or give this task another port."
+            ) from None
+
+
+class WorkerLostError(RuntimeError):
+    """Another worker of a multi-worker job stopped answering."""
+
+
+# What TensorFlow's collectives say when a peer is gone (its heartbeats
+# stopped, its connection closed, or a collective was aborted for it).
+_PEER_LOST = re.compile(r"unhealthy|Collective ops is aborted|Socket closed|failed to connect|"
+                        r"Connection reset|connection refused", re.IGNORECASE)
+
+
+@contextlib.contextmanager
+def lost_workers_named(strategy):
+    """Turn TensorFlow's report of a lost peer (a multi-line collective
+    abort) into one `WorkerLostError` line naming the worker and saying how
+    to resume. A no-op outside `MultiWorkerMirroredStrategy`."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    try:
+        yield
+    except tf.errors.OpError as error:
+        message = str(error)
+        if not _PEER_LOST.search(message):
+            raise
+        raise WorkerLostError(_lost_worker_message(message)) from None
+
+
+def _lost_worker_message(message):
+    try:
+        config = cluster_config()
+    except ValueError:  # a strategy built from another cluster resolver
+        config = {"cluster": {}, "task": {}}
+    cluster, this = config["cluster"], config["task"]
+    # The tasks listed as unhealthy, else every task the message names.
+    named = message.split("unhealthy", 1)[1] if "unhealthy" in message else message
+    lost = []
+    for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", named):
+        task = (job, int(index))
+        if task != (this.get("type"), this.get("index")) and task not in lost:
+            lost.append(task)
+    names = [f"{job} {index}" + (f" ({cluster[job][index]})" if index < len(cluster.get(job, []))
+                                 else "") for job, index in lost]
+    who = ", ".join(names) if names else "another worker"
+    return (f"{who} stopped answering (crashed, killed or cut off), so this worker stops too; "
+            "training progress up to the last step checkpoint is kept: start every worker "
+            "again with the same command to resume.")
 
 
 def make_strategy(name="default", tpu=None, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT):
@@ -98,7 +194,9 @@ def make_strategy(name="default", tpu=None, cluster_timeout=DEFAULT_CLUSTER_TIME
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
-        watch = ClusterTimeout(cluster_timeout)
+        config = cluster_config()
+        _check_own_port(config)
+        watch = ClusterTimeout(cluster_timeout, _cluster_tasks(config))
         try:
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
             barrier(strategy)  # returns once every worker has joined
@@ -154,7 +252,9 @@ def barrier(strategy):
     complete when the other workers read them after it.
     """
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+        # In a tf.function: run eagerly, each collective logs a warning.
+        tf.function(lambda: strategy.reduce(
+            "SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))()
 
 
 def check_same_on_every_worker(strategy, value, what):
@@ -168,8 +268,9 @@ def check_same_on_every_worker(strategy, value, what):
         return
     # Equal everywhere exactly when the mean of the squares is the square of
     # the mean (tf.distribute reduces by SUM or MEAN only).
-    per_replica = strategy.run(lambda: tf.constant([value, value * value], tf.float64))
-    mean, mean_square = strategy.reduce("MEAN", per_replica, axis=None).numpy()
+    pair = tf.constant([value, value * value], tf.float64)
+    mean, mean_square = tf.function(lambda: strategy.reduce(
+        "MEAN", strategy.run(lambda: tf.identity(pair)), axis=None))().numpy()
     if mean_square != mean * mean:
         raise RuntimeError(
             f"The workers disagree on {what} (this one: {value}, mean {mean:g}): the output "

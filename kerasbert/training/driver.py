@@ -4,6 +4,7 @@ loop and the stages after training."""
 import tensorflow as tf
 
 from kerasbert.data.generator_dataset import generator_errors_raised
+from kerasbert.training.distribute import lost_workers_named
 from kerasbert.training.distribute import make_strategy
 from kerasbert.training.training_run import TrainingRun
 
@@ -46,6 +47,11 @@ def run_experiment(experiment, output_dir, *, strategy=None, callbacks=None):
     config = experiment.config
     strategy = strategy_for(config, strategy)
     settings = experiment.recorded_settings()
+    with lost_workers_named(strategy):
+        return _run(experiment, output_dir, config, strategy, settings, callbacks)
+
+
+def _run(experiment, output_dir, config, strategy, settings, callbacks):
     with TrainingRun(output_dir, config, experiment.data_identity(),
                      settings=settings if settings != config.to_dict() else None,
                      strategy=strategy) as run:

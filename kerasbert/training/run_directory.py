@@ -23,7 +23,6 @@ cell of a grid) writes into one directory owned by a `RunDirectory`:
 import datetime
 import fcntl
 import fnmatch
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from absl import logging
 
 from kerasbert.utils.files import PARTIAL_PREFIX
 from kerasbert.utils.files import atomic_path
+from kerasbert.utils.files import file_digest
 from kerasbert.utils.files import finite_json
 from kerasbert.utils.files import read_json
 from kerasbert.utils.files import remove_path
@@ -103,11 +103,7 @@ def _manifest_names(path):
 
 def _fingerprint(path):
     # Size and content: a flipped byte or a same-size edit is a change.
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return [os.lstat(path).st_size, digest.hexdigest()]
+    return [os.lstat(path).st_size, file_digest(path)]
 
 
 def _unchanged(path, recorded):

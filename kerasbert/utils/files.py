@@ -6,6 +6,7 @@ old or the new version, never half of one.
 """
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -75,3 +76,12 @@ def remove_path(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.remove(path)
+
+
+def file_digest(path):
+    """The SHA-256 of the file at `path`, as hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

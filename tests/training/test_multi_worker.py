@@ -3,6 +3,9 @@
 import inspect
 import json
 import os
+import random
+import signal
+import time
 
 import keras
 import numpy as np
@@ -11,8 +14,9 @@ import pytest
 import kerasbert
 from kerasbert.backbones import tiny_backbone_and_tokenizer
 from kerasbert.data.datasets import LabeledTexts
-from tests.helpers import die_with_the_other_worker
+from tests.helpers import finish_workers
 from tests.helpers import run_two_workers
+from tests.helpers import start_two_workers
 
 FINE_TUNE = dict(sequence_length=16, batch_size=8, epochs=2, learning_rate=3e-3,
                  layer_decay=0.9, dropout=0.0, checkpoint_every_steps=4, export=False, verbose=0)
@@ -26,9 +30,9 @@ def texts(n, seed):
          for l in labels], labels.astype(np.int32), ["pos", "neg"], f"synthetic-{seed}")
 
 
-# argv: WORKER_INDEX ENTRY PRESET OUTPUT_DIR WEIGHTS_FILE [KILL_AT_STEP]
+# argv: WORKER_INDEX ENTRY PRESET OUTPUT_DIR WEIGHTS_FILE [SECONDS_PER_STEP]
 WORKER = f"""
-import os, sys, tempfile
+import os, sys, tempfile, time
 import numpy as np, keras, tensorflow as tf
 import kerasbert
 from kerasbert.data.datasets import LabeledTexts
@@ -36,11 +40,10 @@ from kerasbert.training.distribute import make_strategy
 from kerasbert.training.training_loop import TrainingLoop
 
 index, entry, preset, output_dir, weights_file = sys.argv[1:6]
-kill_at = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+pause = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
 strategy = make_strategy("multi_worker")
 FINE_TUNE = {FINE_TUNE!r}
 {inspect.getsource(texts)}
-{inspect.getsource(die_with_the_other_worker)}
 
 class Probe(keras.callbacks.Callback):
     def __init__(self, name=""):
@@ -48,8 +51,7 @@ class Probe(keras.callbacks.Callback):
         self.path = weights_file.replace("WORKER", index + name)
 
     def on_train_batch_end(self, batch, logs=None):
-        if kill_at and int(self.model.optimizer.iterations.numpy()) == kill_at:
-            die_with_the_other_worker(os.path.dirname(output_dir), index)
+        time.sleep(pause)  # a step long enough for a kill to land mid-training
 
     def on_train_end(self, logs=None):
         np.savez(self.path, *[w.numpy() for w in self.model.weights])
@@ -126,11 +128,21 @@ def test_two_workers_train_as_one_process_resume_after_a_kill_and_skip_together(
     (tmp_path / "corpus.txt").write_text(
         "the film was good .\n\nwho was galileo ?\n\nwhat is the name of the city ?\n\n" * 10)
 
-    # Both workers kill themselves after step 13 (checkpoints every 4 steps
-    # and at the epoch end, step 10). Launched again, the job finishes, then
-    # runs multi-task, further pre-training and a float16 loop.
-    results = run_two_workers(WORKER, "fine_tune", *run, "13", timeout=240)
-    assert [code for code, _, _ in results] == [-9, -9], [e[-2000:] for _, _, e in results]
+    # Worker 1 is killed from outside at a random instant of training (after
+    # a random one of its first step checkpoints; a step takes 0.25 s at
+    # least, 20 steps in all). The chief stops with one line naming it;
+    # launched again, the job finishes, then runs multi-task, further
+    # pre-training and a float16 loop.
+    processes = start_two_workers(WORKER, "fine_tune", *run, "0.25")
+    checkpoint = tmp_path / "run" / "checkpoints" / f"step-{random.choice([4, 8]):08d}"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline and processes[0].poll() is None:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 0.5))
+    processes[1].send_signal(signal.SIGKILL)
+    results = finish_workers(processes, timeout=120)
+    assert [code for code, _, _ in results] == [1, -9], [e[-2000:] for _, _, e in results]
+    assert "WorkerLostError: worker 1 (127.0.0.1:" in results[0][2], results[0][2][-2000:]
     assert not (tmp_path / "run" / "metrics.json").exists()
     results = run_two_workers(WORKER, "all", *run, timeout=300)
     assert [code for code, _, _ in results] == [0, 0], [e[-2000:] for _, _, e in results]
@@ -141,7 +153,7 @@ def test_two_workers_train_as_one_process_resume_after_a_kill_and_skip_together(
         np.testing.assert_allclose(a, c, atol=1e-6)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     expected = json.loads((tmp_path / "single" / "metrics.json").read_text())
-    assert metrics["resumed_from_step"] == 12
+    assert metrics["resumed_from_step"] in (4, 8, 10, 12, 16)
     for row, want in zip(metrics["epochs"], expected["epochs"], strict=True):
         for key in want:
             assert row[key] == pytest.approx(want[key], abs=1e-6), key
