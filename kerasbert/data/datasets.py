@@ -19,6 +19,7 @@ from kerasbert.data.records import FILE_FORMATS
 from kerasbert.data.records import joined_text
 from kerasbert.data.records import read_records
 from kerasbert.data.records import type_name
+from kerasbert.text.raw_texts import lone_surrogate
 
 TFDS_PREFIX = "tfds:"
 # Text and label fields of the TFDS datasets of the paper.
@@ -53,6 +54,16 @@ class LabeledTexts:
     source: str
     locations: list = None
     empty_text: str = "error"
+
+    def __post_init__(self):
+        # Named here, by example, instead of by a codec error in the tokenizer.
+        for index, text in enumerate(self.texts):
+            if not isinstance(text, str):
+                raise ValueError(f"{self.where(index)}: a text must be a string; it is "
+                                 f"{type(text).__name__} {repr(text)[:60]}.")
+            problem = lone_surrogate(text)
+            if problem:
+                raise ValueError(f"{self.where(index)}: the text holds {problem}.")
 
     def __len__(self):
         return len(self.texts)

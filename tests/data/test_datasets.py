@@ -158,3 +158,16 @@ def test_sample_per_class_for_few_shot(tmp_path):
     assert few.texts == data.sample_per_class(4, seed=2).texts
     with pytest.raises(ValueError, match="Class 'b' .* has 10 examples; 11 per class"):
         data.sample_per_class(11)
+
+
+def test_in_memory_texts_that_are_no_text_are_named_by_example():
+    import numpy as np
+
+    from kerasbert.data.datasets import LabeledTexts
+
+    labels = np.array([0, 1], np.int32)
+    with pytest.raises(ValueError, match=r"^mine \(example 1\): the text holds a lone surrogate"):
+        LabeledTexts(["fine", "bad \ud800"], labels, ["a", "b"], "mine")
+    with pytest.raises(ValueError, match=r"^mine \(example 0\): a text must be a string; it is "
+                                         r"int 3"):
+        LabeledTexts([3, "fine"], labels, ["a", "b"], "mine")
