@@ -45,7 +45,12 @@ class ServingModule(tf.Module):
                 "`tokens_per_chunk` must be a positive integer, None or 'auto'. "
                 f"Received: {tokens_per_chunk!r}"
             )
-        self.model = model
+        # The model is called, not saved as an object: saved whole, it would
+        # bring its optimizer's slots (twice the weights under Adam) into the
+        # SavedModel. Its variables are tracked on their own, so the saved
+        # graph holds the weights and nothing else of training.
+        self._logits = lambda features: model(features, training=False)
+        self.model_variables = list(model.variables)
         self.preprocessor = preprocessor
         self.label_names = tf.constant(list(label_names))
         self.tokens_per_chunk = tokens_per_chunk
@@ -73,7 +78,7 @@ class ServingModule(tf.Module):
             rows = tf.maximum(1, self.tokens_per_chunk // tf.maximum(padded_size[start], 1))
             end = tf.minimum(start + rows, count)
             part = packing.trim_padding({name: value[start:end] for name, value in features.items()})
-            logits = self.model(part, training=False)
+            logits = self._logits(part)
             return end, index + 1, outputs.write(index, tf.cast(logits, tf.float32))
 
         _, _, outputs = tf.while_loop(

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from kerasbert.export import CPU_TOKENS_PER_CHUNK
 from kerasbert.text.raw_texts import checked_texts
+from kerasbert.utils.arguments import positive_int
 from kerasbert.utils.files import file_digest
 
 MODEL_FILE = "model.tflite"
@@ -34,6 +35,10 @@ ARTIFACT_FORMAT = "kerasbert-int8"
 ARTIFACT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 RUNTIME_PACKAGE = "ai-edge-litert"
+# Interpreters an `Int8Classifier` runs at once: one call computes while
+# another tokenizes and sorts (on 2 cores, 2 × 2 threads served 1 and 4
+# client threads alike; see the README).
+DEFAULT_CONCURRENT_CALLS = 2
 INSTALL_HINT = f'pip install "kerasbert[int8]" (the package {RUNTIME_PACKAGE})'
 
 
@@ -161,7 +166,7 @@ def read_description(path):
         raise ValueError(
             f"{file_path} describes {description.get('format')!r} version "
             f"{description.get('version')!r}; this kerasbert reads {ARTIFACT_FORMAT!r} "
-            f"version {ARTIFACT_VERSION}: export again."
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}: export again."
         )
     names = description.get("label_names")
     if (not isinstance(names, list) or not names
@@ -182,7 +187,10 @@ def read_description(path):
                          f"{PREPROCESSOR_FILE}; export again.")
     for name, digest in files.items():
         file = os.path.join(path, name)
-        if os.path.basename(name) != name or not os.path.isfile(file):
+        if not isinstance(name, str) or os.path.basename(name) != name:
+            raise ValueError(f"{file_path}: `files` names {name!r}, not a file of the "
+                             "artifact's directory; export again.")
+        if not os.path.isfile(file):
             raise ValueError(f"{file} is missing: the int8 artifact at {path} is incomplete; "
                              "export again.")
         if name != MODEL_FILE and file_digest(file) != digest:  # the model: as it is read
@@ -240,8 +248,10 @@ class Int8Classifier:
         path: str. A directory written by `kerasbert.export_int8`.
         num_threads: int or None. CPU threads of each interpreter; None: the
             cores this process may use.
-        max_concurrent_calls: int or None. Interpreters in the pool (each
-            holds its own activations); None: the cores this process may use.
+        max_concurrent_calls: int or None. Interpreters in the pool: calls
+            that run at once (each holds its own activations; more calls
+            wait). None: 2. On a many-core server, pool size × `num_threads`
+            should not exceed the cores.
 
     Examples:
     ```python
@@ -260,12 +270,8 @@ class Int8Classifier:
         if not is_int8_artifact(path):
             raise ValueError(f"No int8 classifier at {path!r} (no {DESCRIPTION_FILE}; "
                              "kerasbert.export_int8 writes it last).")
-        for name, value in (("num_threads", num_threads),
-                            ("max_concurrent_calls", max_concurrent_calls)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f"`{name}` must be a positive integer or None. Received: "
-                                 f"{value!r}")
+        positive_int("num_threads", num_threads, allow_none=True)
+        positive_int("max_concurrent_calls", max_concurrent_calls, allow_none=True)
         description = read_description(path)
         self._interpreter_class = _runtime_interpreter()
         self.label_names = list(description["label_names"])
@@ -288,7 +294,7 @@ class Int8Classifier:
         self._model_path = model_path
         self._num_threads = num_threads or available_cores()
         self._idle = queue.SimpleQueue()
-        self._slots = threading.BoundedSemaphore(max_concurrent_calls or available_cores())
+        self._slots = threading.BoundedSemaphore(max_concurrent_calls or DEFAULT_CONCURRENT_CALLS)
         runner = self._new_runner()
         self._input_dtypes = {name: detail["dtype"]
                               for name, detail in runner.get_input_details().items()}

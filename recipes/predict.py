@@ -38,7 +38,6 @@ import time
 
 import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
 
-import keras  # noqa: E402
 from absl import flags  # noqa: E402
 
 from config_flags import recorded_settings  # noqa: E402
@@ -111,6 +110,11 @@ class Output:
         os.makedirs(directory, exist_ok=True)
         descriptor, self.temporary = tempfile.mkstemp(
             prefix=os.path.basename(target) + ".", suffix=".partial", dir=directory)
+        # mkstemp makes the file private (0600); the output is an ordinary
+        # file, created with the permissions the user's umask gives.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(descriptor, 0o666 & ~umask)
         self.file, self.target = os.fdopen(descriptor, "w", encoding="utf-8"), target
 
     def finish(self):
@@ -125,6 +129,38 @@ class Output:
             self.file.close()
         if self.temporary and os.path.exists(self.temporary):
             os.remove(self.temporary)  # a failed run leaves no half-written output
+
+
+class Progress:
+    """Texts classified so far: a line redrawn in place on a terminal, and a
+    plain line every `LOG_SECONDS` otherwise (a log file gets no carriage
+    returns or backspaces)."""
+
+    LOG_SECONDS = 10.0
+
+    def __init__(self, enabled=True, stream=None):
+        self.stream = stream or sys.stdout
+        self.enabled = enabled
+        self.interactive = getattr(self.stream, "isatty", lambda: False)()
+        self._last_line = time.time()
+        self._drawn = False
+
+    def update(self, count, texts_per_second):
+        if not self.enabled:
+            return
+        line = f"{count} texts classified, {texts_per_second:.1f} texts/s"
+        if self.interactive:
+            self.stream.write("\r" + line)
+            self._drawn = True
+        elif time.time() - self._last_line >= self.LOG_SECONDS:
+            self.stream.write(line + "\n")
+            self._last_line = time.time()
+        self.stream.flush()
+
+    def end(self):
+        if self._drawn:
+            self.stream.write("\n")  # end the redrawn line
+            self.stream.flush()
 
 
 def training_empty_text(model):
@@ -150,7 +186,7 @@ def main(argv):
     to_stdout = FLAGS.output == "-"
     output = Output(FLAGS.output, FLAGS.input)
     matrix = prediction.ConfusionMatrix(classifier.label_names) if FLAGS.label_field else None
-    progress = keras.utils.Progbar(None, unit_name="text", stateful_metrics=["texts/s"])
+    progress = Progress(enabled=not to_stdout)
     started, count = time.time(), 0
     try:
         for batch in batches(examples, FLAGS.batch_size):
@@ -165,8 +201,7 @@ def main(argv):
             if matrix is not None:
                 matrix.add(labels, predicted, locations)
             count += len(batch)
-            if not to_stdout:
-                progress.update(count, [("texts/s", count / (time.time() - started))])
+            progress.update(count, count / (time.time() - started))
         if count == 0:
             raise ValueError(f"{'<stdin>' if FLAGS.input == '-' else FLAGS.input}: "
                              "no texts to classify.")
@@ -174,8 +209,7 @@ def main(argv):
     except BaseException:
         output.abort()
         raise
-    if not to_stdout:
-        print()  # end the progress bar's line
+    progress.end()
     seconds = time.time() - started
     summary = [f"{count} texts in {seconds:.1f} s ({count / seconds:.1f} texts/s)"]
     if not to_stdout:

@@ -61,8 +61,11 @@ UNPREFIXED_NOISE = re.compile(
 PEER_ABORT = re.compile(rb"StartAbort|Aborting RingReduce|Collective ops is aborted|"
                         rb"CollectiveExecutor.*abort", re.IGNORECASE)
 PAYLOAD_END = re.compile(rb"\[type\.googleapis\.com/[^\]]*\]\s*$")
-# The most continuation lines such a message is read to have.
-CONTINUATION_LINES = 8
+# The forms the rest of such a message takes; any other line (the recipe's
+# own error line, a traceback) ends it and is shown.
+PEER_ABORT_CONTINUATION = re.compile(
+    rb"^(/job:\S+\s*$|The tasks have crashed|The error could be from a previous operation|"
+    rb"Additional GRPC error)")
 # A line begun but not ended for this long (a progress display) is passed on
 # as it comes: C++ log lines arrive whole.
 PARTIAL_LINE_SECONDS = 0.2
@@ -81,7 +84,7 @@ def _copy_without_noise(source, target):
     writer never meets a broken pipe."""
     held = b""  # the start of a line, kept until its end decides
     passing = False  # the current line is being passed on as it comes
-    continuing = 0  # lines of a dropped multi-line message still to come
+    continuing = False  # inside a dropped multi-line peer-abort message
 
     def write(data):
         nonlocal target
@@ -110,13 +113,13 @@ def _copy_without_noise(source, target):
                 continue
             held += line
             if ended:
-                if continuing and not CPP_LOG_LINE.match(held):
+                if continuing and PEER_ABORT_CONTINUATION.match(held):
                     # The rest of a dropped peer-abort message.
-                    continuing = 0 if PAYLOAD_END.search(held) else continuing - 1
+                    continuing = not PAYLOAD_END.search(held)
                 elif CPP_LOG_LINE.match(held) and PEER_ABORT.search(held):
-                    continuing = 0 if PAYLOAD_END.search(held) else CONTINUATION_LINES
+                    continuing = not PAYLOAD_END.search(held)
                 elif not is_noise(held):
-                    continuing = 0
+                    continuing = False
                     write(held)
                 held = b""
 
@@ -231,6 +234,22 @@ def one_line(error):
     return f"{type(error).__name__}: {message}"
 
 
+def interrupted_message(program):
+    """What an interrupted recipe says: where its progress is and how to go
+    on (the last step checkpoint under --output_dir, if any)."""
+    output_dir = FLAGS["output_dir"].value if "output_dir" in FLAGS else None
+    if not output_dir or not os.path.isdir(output_dir):
+        return f"{program}: interrupted"
+    from kerasbert.training.checkpoint_directory import last_saved_step
+
+    step = last_saved_step(output_dir)
+    if step is None:
+        return (f"{program}: interrupted before the first checkpoint; the same command starts "
+                f"{output_dir} again from the beginning.")
+    return (f"{program}: interrupted; progress up to step {step} is saved in {output_dir}: "
+            "run the same command to resume.")
+
+
 def run(main, required=()):
     """`absl.app.run(main)` with `required` flags and one-line failures."""
     flags.mark_flags_as_required(list(required))
@@ -242,7 +261,7 @@ def run(main, required=()):
         try:
             return main(argv)
         except KeyboardInterrupt:
-            print(f"{program}: interrupted", file=sys.stderr, flush=True)
+            print(interrupted_message(program), file=sys.stderr, flush=True)
             sys.exit(130)
         except BrokenPipeError:
             # The reader of our output went away (`| head`): stop quietly.

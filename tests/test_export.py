@@ -99,6 +99,15 @@ def test_export_of_a_classifier_compiled_with_a_wrapped_optimizer(tmp_path):
         classifier, 1e-3, total_steps=10, layer_decay=0.9, weight_decay=0.01)
     classifier.compile(optimizer=optimizer)
     optimizer.build(classifier.trainable_variables)
-    kerasbert.export_serving(classifier, classifier.preprocessor, str(tmp_path), ["a", "b"])
-    loaded = tf.saved_model.load(str(tmp_path))
-    assert loaded.serve(tf.constant(["who was it ?"]))["probabilities"].shape == (1, 2)
+    kerasbert.export_serving(classifier, classifier.preprocessor, str(tmp_path / "sm"),
+                             ["a", "b"])
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    texts = tf.constant(["who was it ?", "where is the nile ?"])
+    np.testing.assert_allclose(loaded.serve(texts)["probabilities"],
+                               tf.nn.softmax(classifier.predict(texts, verbose=0)), atol=1e-6)
+    # The serving model holds the weights, not the optimizer's slots (Adam's
+    # two per weight would triple it): about the size of the weights alone.
+    classifier.save_to_preset(str(tmp_path / "preset"))
+    weights = (tmp_path / "preset" / "model.weights.h5").stat().st_size
+    variables = sum(f.stat().st_size for f in (tmp_path / "sm" / "variables").iterdir())
+    assert variables < 1.1 * weights, (variables, weights)

@@ -181,7 +181,7 @@ def finetune_command(train_dir, output_dir, *extra):
 def kill_when(command, condition, timeout=300):
     """Start `command`; SIGKILL it as soon as `condition()` holds. Returns the
     process, killed or finished."""
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
     while process.poll() is None and time.time() < deadline:
@@ -189,7 +189,7 @@ def kill_when(command, condition, timeout=300):
             process.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
-    process.wait(timeout=timeout)
+    process.output, _ = process.communicate(timeout=timeout)
     return process
 
 
@@ -236,8 +236,10 @@ def test_finetune_killed_at_any_stage_ends_as_if_never_stopped(tmp_path):
     assert 3 <= checkpoint_step(killed) < 24 and not (killed / "metrics.json").exists()
 
     # 2. kill -9 between training and metrics.json; 3. during the export.
-    kill_when(finetune_command(small, killed), lambda: "trained" in stages(killed))
+    step = checkpoint_step(killed)
+    resumed = kill_when(finetune_command(small, killed), lambda: "trained" in stages(killed))
     assert "trained" in stages(killed)
+    assert f"Resuming from step {step} of 24 " in resumed.output, resumed.output[-2000:]
     kill_when(finetune_command(small, killed), lambda: (killed / ".partial-saved_model").exists())
     finished = subprocess.run(finetune_command(small, killed), cwd=ROOT, capture_output=True,
                               text=True, timeout=300)
@@ -257,6 +259,26 @@ def test_finetune_killed_at_any_stage_ends_as_if_never_stopped(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert (killed / "saved_model" / "saved_model.pb").exists()
     assert not [n for n in os.listdir(killed) if n.startswith(".partial-")]
+
+
+def test_an_interrupted_recipe_says_where_its_progress_is(tmp_path):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    code = ("import sys; import recipe_main; recipe_main.define_recipe_flags(); "
+            "recipe_main.flags.DEFINE_string('output_dir', None, 'the run'); "
+            "recipe_main.FLAGS(sys.argv); print(recipe_main.interrupted_message('finetune.py'))")
+
+    def message():
+        result = subprocess.run(
+            [sys.executable, "-c", code, f"--output_dir={tmp_path / 'run'}"],
+            cwd=os.path.join(ROOT, "recipes"), capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.strip()
+
+    assert "interrupted before the first checkpoint" in message()
+    (tmp_path / "run" / "checkpoints" / "latest.json").write_text(
+        json.dumps({"checkpoint": "step-00000205", "step": 205}))
+    assert message() == (f"finetune.py: interrupted; progress up to step 205 is saved in "
+                         f"{tmp_path / 'run'}: run the same command to resume.")
 
 
 @pytest.mark.slow
@@ -312,6 +334,13 @@ def test_predict_recipe_on_a_file_and_on_stdin(tmp_path):
     assert evaluation["accuracy"] == pytest.approx(np.mean(np.array(predicted) == truth))
     assert (tmp_path / "out" / "evaluation.png").stat().st_size > 0
     assert "| true \\ predicted | bad | good |" in (tmp_path / "out" / "evaluation.md").read_text()
+    # A log can hold its output (no redrawn bar, no "5/Unknown"), and the
+    # predictions file has the permissions of any file the user makes.
+    assert "\r" not in result.stdout and "\x08" not in result.stdout
+    assert "Unknown" not in result.stdout and "texts/s" in result.stdout
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
 
     stdin = subprocess.run(
         [sys.executable, os.path.join(ROOT, "recipes", "predict.py"),
@@ -406,7 +435,9 @@ PEER_ABORT_DUMP = [
 def test_runtime_noise_stays_off_the_console_for_the_whole_run(verbosity):
     # Written to file descriptor 2 after start-up, as the C++ runtime does;
     # a real error, Python's own lines and a fatal line before an abort get through.
-    lines = RUNTIME_NOISE + PEER_ABORT_DUMP + [
+    # A dump cut short (no closing payload) does not hide the line after it.
+    cut_short = PEER_ABORT_DUMP[3:5] + ["x.py: error: WorkerLostError: worker 1 stopped"]
+    lines = RUNTIME_NOISE + PEER_ABORT_DUMP + cut_short + [
         "E0000 00:00:1796445821.5   17872 op_kernel.cc:1] real failure"]
     code = (f"import os, sys; sys.argv = ['x'] + {verbosity!r}; import recipe_main; "
             f"[os.write(2, (line + '\\n').encode()) for line in {lines!r}]; "
@@ -419,8 +450,7 @@ def test_runtime_noise_stays_off_the_console_for_the_whole_run(verbosity):
     shown = result.stderr.splitlines()
     assert shown[-3:] == [lines[-1], "from python", "F0000 00:00:1796445822.1   17872 "
                           "cuda_driver.cc:9] fatal: cuInit"], result.stderr
-    assert shown[:-3] == ([] if not verbosity else RUNTIME_NOISE + PEER_ABORT_DUMP), \
-        result.stderr
+    assert shown[:-3] == ([cut_short[-1]] if not verbosity else lines[:-1]), result.stderr
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """What every kerasbert model on a BERT backbone shares: a keras-hub `Task`."""
 
 import os
+import sys
 
 import keras
 import numpy as np
@@ -107,17 +108,23 @@ class BackboneTask:
                 raise ValueError("`fit` was given no examples.")
             x = dataset.shuffle(size, reshuffle_each_iteration=True).batch(batch_size or 32)
             y = batch_size = sample_weight = None
+            shuffle = False  # done above: Keras would warn that it ignores it
+        kwargs["verbose"] = _log_friendly(kwargs.get("verbose", "auto"))
         return super().fit(x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
-                           validation_split=validation_split, **kwargs)
+                           shuffle=shuffle, validation_split=validation_split, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         _check_in_memory_inputs(self, x, y)
+        if not args:
+            kwargs["verbose"] = _log_friendly(kwargs.get("verbose", "auto"))
         return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         if isinstance(x, (list, tuple, np.ndarray)) and len(x) == 0:
             raise ValueError("`predict` was given no texts (an empty list).")
         _check_texts(x)
+        if not args:
+            kwargs["verbose"] = _log_friendly(kwargs.get("verbose", "auto"))
         return super().predict(x, *args, **kwargs)
 
     # keras-hub converts `y` to one tensor here; token inputs with a dict of
@@ -254,6 +261,16 @@ def saved_task_class(preset):
     if not (isinstance(cls, type) and issubclass(cls, BackboneTask)):
         return None
     return cls
+
+
+def _log_friendly(verbose):
+    """Keras' `verbose`, with `"auto"` as one line per epoch (2) when
+    standard output is not a terminal or a notebook: a progress bar redrawn
+    with `\\r` and ANSI codes is noise in a log file."""
+    if verbose != "auto":
+        return verbose
+    interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
+    return "auto" if interactive else 2
 
 
 def _is_dataset(x):

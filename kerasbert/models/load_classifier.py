@@ -43,17 +43,37 @@ def load_classifier(path, **kwargs):
             "class): expected a fine_tune run directory or a directory written by "
             "save_to_preset."
         )
+    _check_preset_configs(path)
     try:
         return cls.from_preset(path, **kwargs)
-    except (AttributeError, TypeError, KeyError, json.JSONDecodeError) as error:
-        # A config that is valid JSON but not what `save_to_preset` writes
-        # (a string where an object belongs, a missing key).
-        raise ValueError(
-            f"{path!r} holds a damaged preset ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200] if str(error) else 'no detail'}); save it again "
-            "or load another."
-        ) from None
     except ValueError as error:
+        # keras-hub quotes a whole config.json it cannot read.
         if "\n" not in str(error):
             raise
         raise ValueError(f"{path!r}: {str(error).splitlines()[0]}") from None
+
+
+# The JSON files of a saved kerasbert model, each a serialized Keras object.
+_PRESET_CONFIGS = ("config.json", "task.json", "preprocessor.json", "tokenizer.json")
+
+
+def _check_preset_configs(path):
+    """One line naming the file for a preset config that is not a JSON
+    object with a `class_name` string and a `config` object, as
+    `save_to_preset` writes (keras-hub would fail deep inside with an
+    AttributeError or a TypeError)."""
+    for name in _PRESET_CONFIGS:
+        file_path = os.path.join(path, name)
+        if not os.path.isfile(file_path):
+            continue
+        try:
+            with open(file_path, encoding="utf-8") as file:
+                config = json.load(file)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{file_path} is unreadable ({str(error).splitlines()[0]}); save "
+                             "the preset again.") from None
+        if not (isinstance(config, dict) and isinstance(config.get("class_name"), str)
+                and isinstance(config.get("config"), dict)):
+            raise ValueError(f"{file_path} is not a saved Keras object (a JSON object with a "
+                             "`class_name` string and a `config` object); save the preset "
+                             "again.")

@@ -20,13 +20,24 @@ def lone_surrogate(text):
     return None
 
 
+def invalid_utf8(data):
+    """A one-line description of the first invalid UTF-8 in the bytes
+    `data`, or None if it decodes."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        near = data[max(0, error.start - 10):error.start + 10]
+        return f"invalid UTF-8 at byte {error.start} ({near!r})"
+    return None
+
+
 def checked_texts(texts):
     """`texts` as a list of str and bytes, or a one-line error naming the
     first item that is not a valid text.
 
     A bare string is refused rather than read as a sequence of characters
-    (one text is `[text]`); so are non-string items and strings holding a
-    lone surrogate.
+    (one text is `[text]`); so are non-string items, strings holding a
+    lone surrogate and bytes that are not UTF-8.
 
     Args:
         texts: an iterable of str or bytes (a list, a tuple, a NumPy array of
@@ -42,8 +53,8 @@ def checked_texts(texts):
     ```
     """
     if isinstance(texts, (str, bytes)):
-        raise TypeError(f"Classify a list of texts, not one {type(texts).__name__}: write "
-                        f"[{str(texts)[:40]!r}] for one text.")
+        raise TypeError(f"Texts must be a list of texts, not one {type(texts).__name__}: "
+                        f"write [{str(texts)[:40]!r}] for one text.")
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         raise TypeError(f"Texts must be a 1-D array of strings; this one has shape "
                         f"{texts.shape}.")
@@ -59,7 +70,7 @@ def checked_texts(texts):
         if not isinstance(text, (str, bytes)):
             what = "None" if text is None else f"{type(text).__name__} {repr(text)[:60]}"
             raise TypeError(f"Texts must be strings; item {index} is {what}.")
-        problem = isinstance(text, str) and lone_surrogate(text)
+        problem = lone_surrogate(text) if isinstance(text, str) else invalid_utf8(text)
         if problem:
             raise ValueError(f"Text item {index} holds {problem}.")
     return items

@@ -27,6 +27,20 @@ WORKER_TEMP_PREFIX = ".workertemp_"
 _OVERWRITE = "pass --overwrite (overwrite=True) to start afresh"
 
 
+def last_saved_step(run_directory):
+    """The step of the newest step checkpoint anywhere under
+    `run_directory` (a run's `checkpoints/`, or a multi-task run's nested
+    ones), or None when none was saved yet."""
+    pointers = glob.glob(os.path.join(glob.escape(run_directory), "**", LATEST_CHECKPOINT),
+                         recursive=True)
+    for pointer in sorted(pointers, key=os.path.getmtime, reverse=True):
+        try:
+            return int(read_json(pointer)["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 class CheckpointDirectory:
     """The checkpoints of one training run, in `path`.
 

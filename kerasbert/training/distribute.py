@@ -108,44 +108,66 @@ def _check_own_port(config):
     task = config["task"]
     address = config["cluster"][task["type"]][task["index"]]
     port = int(address.rpartition(":")[2])
-    with socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET) as probe:
+    for family in (socket.AF_INET6, socket.AF_INET):
         try:
-            probe.bind(("", port))
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE:
-                return
-            raise ValueError(
-                f"TF_CONFIG gives this process ({task['type']} {task['index']}) the address "
-                f"{address}, but port {port} is already in use on this machine; stop what holds "
-                "it or give this task another port."
-            ) from None
+            probe = socket.socket(family)
+        except OSError:  # no IPv6 on this host
+            continue
+        with probe:
+            # As gRPC binds: the connections a killed worker left in
+            # TIME_WAIT do not hold the port, a listening process does.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("", port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    return
+                raise ValueError(
+                    f"TF_CONFIG gives this process ({task['type']} {task['index']}) the "
+                    f"address {address}, but port {port} is already in use on this machine; "
+                    "stop what holds it or give this task another port."
+                ) from None
+        return
 
 
 class WorkerLostError(RuntimeError):
     """Another worker of a multi-worker job stopped answering."""
 
 
-# What TensorFlow's collectives say when a peer is gone (its heartbeats
-# stopped, its connection closed, or a collective was aborted for it).
-_PEER_LOST = re.compile(r"unhealthy|Collective ops is aborted|Socket closed|failed to connect|"
-                        r"Connection reset|connection refused", re.IGNORECASE)
+# What TensorFlow's collectives and coordination service say when a peer
+# is gone: its heartbeats stopped, or a collective was aborted for it.
+_PEER_LOST = re.compile(r"unhealthy|stopped sending heartbeats|Collective ops is aborted",
+                        re.IGNORECASE)
+_PEER_LOST_ERRORS = (tf.errors.UnavailableError, tf.errors.AbortedError,
+                     tf.errors.CancelledError, tf.errors.InternalError)
 
 
 @contextlib.contextmanager
 def lost_workers_named(strategy):
     """Turn TensorFlow's report of a lost peer (a multi-line collective
     abort) into one `WorkerLostError` line naming the worker and saying how
-    to resume. A no-op outside `MultiWorkerMirroredStrategy`."""
+    to resume. A no-op outside `MultiWorkerMirroredStrategy`.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the code inside runs under.
+
+    Example:
+    ```python
+    import tensorflow as tf
+    from kerasbert.training.distribute import lost_workers_named
+    with lost_workers_named(tf.distribute.get_strategy()):
+        pass  # one process: nothing to name
+    ```
+    """
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         yield
         return
     try:
         yield
-    except tf.errors.OpError as error:
-        message = str(error)
-        if not _PEER_LOST.search(message):
+    except _PEER_LOST_ERRORS as error:
+        if not _PEER_LOST.search(str(error)):
             raise
-        raise WorkerLostError(_lost_worker_message(message)) from None
+        raise WorkerLostError(_lost_worker_message(str(error))) from None
 
 
 def _lost_worker_message(message):
@@ -154,10 +176,12 @@ def _lost_worker_message(message):
     except ValueError:  # a strategy built from another cluster resolver
         config = {"cluster": {}, "task": {}}
     cluster, this = config["cluster"], config["task"]
-    # The tasks listed as unhealthy, else every task the message names.
-    named = message.split("unhealthy", 1)[1] if "unhealthy" in message else message
+    # Only the tasks TensorFlow lists as unhealthy: other tasks a message
+    # names (the one reporting, the coordination leader) are alive.
+    found = re.search(r"unhealthy[^\n]*\n((?:\s*/job:\S+\s*\n?)+)", message, re.IGNORECASE)
     lost = []
-    for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", named):
+    for job, index in re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)",
+                                 found.group(1) if found else ""):
         task = (job, int(index))
         if task != (this.get("type"), this.get("index")) and task not in lost:
             lost.append(task)

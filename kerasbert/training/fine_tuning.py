@@ -258,7 +258,7 @@ class FineTuneExperiment(Experiment):
         arguments.sequence_length_fits(preprocessor.sequence_length, model.backbone)
         arguments.training_batch_fits(
             self.config.batch_size, preprocessor.sequence_length, model.backbone,
-            getattr(preprocessor, "max_segments", None) or 1)
+            getattr(preprocessor, "max_segments", None) or 1, model.distribute_strategy)
         for split in (self.train, self.validation, self.test):
             check_word_pieces(preprocessor.tokenizer, split)
             check_segment_count(preprocessor, split)

@@ -178,7 +178,8 @@ class MultiTaskExperiment(Experiment):
             arguments.sequence_length_fits(self.task_text[name]["sequence_length"],
                                            self.backbone)
             arguments.training_batch_fits(self.config.batch_size,
-                                          self.task_text[name]["sequence_length"], self.backbone)
+                                          self.task_text[name]["sequence_length"], self.backbone,
+                                          strategy=model.distribute_strategy)
             for split in (task.train, task.validation, task.test):
                 check_word_pieces(self.tokenizer, split)
         self.preprocessors = {

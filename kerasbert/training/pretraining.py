@@ -196,7 +196,8 @@ class PretrainExperiment(Experiment):
     def check_model(self, model):
         c = self.config
         arguments.sequence_length_fits(c.sequence_length, self.backbone)
-        arguments.training_batch_fits(c.batch_size, c.sequence_length, self.backbone)
+        arguments.training_batch_fits(c.batch_size, c.sequence_length, self.backbone,
+                                      strategy=model.distribute_strategy)
         self.model_inputs = masked_lm_inputs(
             self.tokenizer, c.sequence_length, nsp=c.nsp, mask_rate=c.mask_rate,
             max_predictions=c.max_predictions, whole_word_masking=c.whole_word_masking,

@@ -115,8 +115,11 @@ def _unchanged(path, recorded):
     for name, value in recorded.items():
         file = path if name == "." else os.path.join(path, name)
         size = value if isinstance(value, int) else value[0]
-        if os.lstat(file).st_size != size or (
-                not isinstance(value, int) and _fingerprint(file) != value):
+        try:
+            if os.lstat(file).st_size != size or (
+                    not isinstance(value, int) and _fingerprint(file) != value):
+                return False
+        except FileNotFoundError:  # removed while checked
             return False
     return True
 

@@ -242,6 +242,9 @@ class TrainingLoop:
         barrier(self.strategy)  # the chief's checkpoint files are complete
         self.resumed_from_step = self.step = self.restore()
         check_same_on_every_worker(self.strategy, self.step, "the checkpoint step")
+        if self.verbose and 0 < self.step < self.total_steps:
+            print(f"Resuming from step {self.step} of {self.total_steps} (the last checkpoint "
+                  f"in {self.checkpoints.path}).", flush=True)
         if self.step >= self.total_steps:
             if self.chief:
                 self._write_history()  # restored as trained, if lost since

@@ -124,6 +124,9 @@ class TrainingRun:
         self.directory.begin()
         directory = directory or self.path
         relative = os.path.relpath(directory, self.path)
+        if relative.split(os.sep)[0] == os.pardir:
+            raise ValueError(f"The training directory {directory} must be inside the run "
+                             f"directory {self.path}.")
         self.directory.claim(*([relative] if relative != os.curdir else
                                [CHECKPOINT_DIR, LOG_DIR, HISTORY_FILE]))
         # Recorded with metrics.json: a lost or edited history.csv makes the

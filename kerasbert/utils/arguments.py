@@ -73,39 +73,53 @@ def physical_memory_bytes():
 
 
 def training_batch_fits(batch_size, sequence_length, backbone, sequences_per_example=1,
-                        memory_bytes=None):
+                        strategy=None, memory_bytes=None):
     """Raise unless a training batch could fit in this machine's memory.
 
-    The estimate is a lower bound on the float32 activations a training
-    step keeps for its backward pass: per layer and word piece, about ten
-    hidden-sized vectors (attention inputs and output, two LayerNorms, the
-    feed-forward's inner layer) and one row of attention probabilities per
-    head. Only a batch beyond the machine's memory (RAM: accelerators hold
-    less) is refused, before anything is built, instead of an abort inside
-    TensorFlow's allocator.
+    The estimate is a lower bound on the activations a training step keeps
+    for its backward pass in host memory: per layer and word piece, about
+    ten hidden-sized vectors (attention inputs and output, two LayerNorms,
+    the feed-forward's inner layer) in the backbone's compute dtype, for
+    this host's share of the global batch; attention scores are left out
+    (fused kernels need not keep them). Only a batch beyond the machine's
+    RAM is refused, before anything is built, instead of an abort inside
+    TensorFlow's allocator; with a GPU or TPU, whose memory TensorFlow
+    reports only once it runs, nothing is checked.
 
     Args:
-        batch_size: int. Examples per step.
+        batch_size: int. Examples per step (the global batch).
         sequence_length: int. Word pieces per sequence.
-        backbone: the encoder (its `hidden_dim`, `num_heads`, `num_layers`).
+        backbone: the encoder (its `hidden_dim`, `num_layers`, `dtype_policy`).
         sequences_per_example: int. Sequences an example becomes (segments).
+        strategy: `tf.distribute.Strategy` or None. Its workers split the
+            batch (each host holds its replicas' share).
         memory_bytes: int or None. The memory to compare with; None: RAM.
 
     Example:
     ```python
+    import kerasbert
     from kerasbert.utils import arguments
     backbone, _ = kerasbert.load_backbone("tiny")
     arguments.training_batch_fits(24, 512, backbone)  # fits: no error
     ```
     """
-    memory_bytes = memory_bytes or physical_memory_bytes()
+    import tensorflow as tf
+
+    if memory_bytes is None:
+        if tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU"):
+            return
+        memory_bytes = physical_memory_bytes()
     hidden = getattr(backbone, "hidden_dim", None)
-    heads = getattr(backbone, "num_heads", None)
     layers = getattr(backbone, "num_layers", None)
-    if not (memory_bytes and hidden and heads and layers):
+    if not (memory_bytes and hidden and layers):
         return
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        local = len(strategy.extended.worker_devices)
+        batch_size = math.ceil(batch_size * local / strategy.num_replicas_in_sync)
+    policy = getattr(backbone, "dtype_policy", None)
+    compute_bytes = 2 if "16" in str(getattr(policy, "compute_dtype", "float32")) else 4
     tokens = batch_size * sequences_per_example * sequence_length
-    needed = 4 * tokens * (10 * hidden + heads * sequence_length) * layers
+    needed = compute_bytes * tokens * 10 * hidden * layers
     if needed > memory_bytes:
         raise ValueError(
             f"`batch_size` {batch_size} at sequence_length {sequence_length} needs at least "

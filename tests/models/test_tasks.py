@@ -213,3 +213,16 @@ def test_fit_and_predict_name_an_unknown_label_and_refuse_no_texts():
                  lambda: classifier.fit(["fine", "x\ud800"], [0, 1], epochs=1, verbose=0)):
         with pytest.raises(ValueError, match=r"^Text item 1 holds a lone surrogate"):
             call()
+
+
+def test_fit_on_lists_is_quiet_and_its_progress_fits_a_log(capsys, recwarn):
+    classifier = kerasbert.LayerSelectedClassifier.from_preset(
+        "tiny", label_names=["bad", "good"], sequence_length=16)
+    texts = ["a good film", "a bad film", "good", "bad"]
+    classifier.fit(texts, ["good", "bad", "good", "bad"], batch_size=2, epochs=2)
+    classifier.predict(texts)
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]
+    output = capsys.readouterr().out
+    # Standard output is not a terminal here: one line per epoch, no bar
+    # redrawn with carriage returns or ANSI codes.
+    assert "Epoch 1/2" in output and "\r" not in output and "\x1b" not in output, output
