@@ -25,6 +25,7 @@ from kerasbert.export import CPU_TOKENS_PER_CHUNK
 from kerasbert.text.raw_texts import checked_texts
 from kerasbert.utils.arguments import positive_int
 from kerasbert.utils.files import file_digest
+from kerasbert.utils.files import read_json_object
 
 MODEL_FILE = "model.tflite"
 PREPROCESSOR_FILE = "preprocessor.json"
@@ -153,14 +154,7 @@ def read_description(path):
     """`int8.json` of the artifact at `path`, checked: a one-line
     `ValueError` naming the file for anything this version cannot serve."""
     file_path = os.path.join(path, DESCRIPTION_FILE)
-    try:
-        with open(file_path, encoding="utf-8") as file:
-            description = json.load(file)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{file_path} is unreadable ({str(error).splitlines()[0]}); "
-                         "export again.") from None
-    if not isinstance(description, dict):
-        raise ValueError(f"{file_path} must hold a JSON object; export again.")
+    description = read_json_object(file_path, "export again")
     if description.get("format") != ARTIFACT_FORMAT or (
             description.get("version") not in READABLE_VERSIONS):
         raise ValueError(

@@ -1,10 +1,10 @@
 """Load a fine-tuned classifier back from where `fine_tune` or
 `save_to_preset` put it."""
 
-import json
 import os
 
 from kerasbert.models.backbone_task import saved_task_class
+from kerasbert.utils.files import read_json_object
 from kerasbert.utils.run_layout import RUN_PRESET_DIR
 
 
@@ -66,13 +66,8 @@ def _check_preset_configs(path):
         file_path = os.path.join(path, name)
         if not os.path.isfile(file_path):
             continue
-        try:
-            with open(file_path, encoding="utf-8") as file:
-                config = json.load(file)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{file_path} is unreadable ({str(error).splitlines()[0]}); save "
-                             "the preset again.") from None
-        if not (isinstance(config, dict) and isinstance(config.get("class_name"), str)
+        config = read_json_object(file_path, "save the preset again")
+        if not (isinstance(config.get("class_name"), str)
                 and isinstance(config.get("config"), dict)):
             raise ValueError(f"{file_path} is not a saved Keras object (a JSON object with a "
                              "`class_name` string and a `config` object); save the preset "

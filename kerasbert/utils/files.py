@@ -70,6 +70,20 @@ def read_json(path):
         return json.load(file)
 
 
+def read_json_object(path, advice):
+    """The JSON object stored in `path`, or a one-line `ValueError` naming
+    the file, what is wrong and `advice` (what to do about it)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            value = json.load(file)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is unreadable ({str(error).splitlines()[0]}); {advice}.") \
+            from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object; {advice}.")
+    return value
+
+
 def remove_path(path):
     """Remove the file, link or directory tree at `path`, if there is one."""
     if os.path.isdir(path) and not os.path.islink(path):
