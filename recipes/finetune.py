@@ -6,12 +6,12 @@ Every flag but --output_dir, --from_run and --long_text is a field of
 `kerasbert.FineTuneConfig`.
 
 Example (the README demo):
-  python recipes/finetune.py --flagfile=recipes/flags/trec_minilm.flags \
+  .venv/bin/python recipes/finetune.py --flagfile=recipes/flags/trec_minilm.flags \
       --output_dir=runs/trec_minilm
 
 Run a finished run again, with its recorded settings and data paths (flags
 given on the command line replace recorded values):
-  python recipes/finetune.py --from_run=runs/trec_minilm --output_dir=runs/again
+  .venv/bin/python recipes/finetune.py --from_run=runs/trec_minilm --output_dir=runs/again
 """
 
 import os

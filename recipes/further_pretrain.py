@@ -4,10 +4,10 @@ In-task (ITPT), in-domain (IDPT) and cross-domain (CDPT) pre-training differ
 only in --corpus (Sun et al. 2019, §4.2). Paper settings: batch 32, length
 128, lr 5e-5, 10k warmup steps, 100k steps, MLM + NSP.
 
-  python recipes/further_pretrain.py --backbone=minilm \
+  .venv/bin/python recipes/further_pretrain.py --backbone=minilm \
       --corpus=data/trec/train.jsonl --corpus=imdb.jsonl@2 --nsp \
       --steps=1000 --warmup_steps=100 --checkpoint_every=250 --output_dir=runs/cdpt
-  python recipes/finetune.py --backbone=runs/cdpt/backbone ...
+  .venv/bin/python recipes/finetune.py --backbone=runs/cdpt/backbone ...
 
 Killed and started again with the same --output_dir, it resumes at the last
 checkpoint.

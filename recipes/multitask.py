@@ -5,7 +5,7 @@ of one task, drawn proportionally to the tasks' sizes (or uniformly, or by
 size^alpha). With --then_finetune every task is then fine-tuned alone from
 the shared encoder and its head at a lower rate.
 
-  python recipes/multitask.py --backbone=minilm \
+  .venv/bin/python recipes/multitask.py --backbone=minilm \
       --task=trec:data/trec:data/trec --task=imdb:imdb.jsonl \
       --task_sequence_length=imdb=256 --task_truncation=imdb=head_tail \
       --then_finetune --output_dir=runs/mfit

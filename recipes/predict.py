@@ -24,9 +24,9 @@ precision/recall/F1 and the confusion matrix, written next to --output as
 evaluation.json, evaluation.md and evaluation.png.
 
 Example:
-  python recipes/predict.py --model=runs/trec_minilm --input=data/trec/test.jsonl \
+  .venv/bin/python recipes/predict.py --model=runs/trec_minilm --input=data/trec/test.jsonl \
       --label_field=label --output=runs/trec_predictions/test.jsonl
-  echo "who was galileo ?" | python recipes/predict.py --model=runs/trec_minilm \
+  echo "who was galileo ?" | .venv/bin/python recipes/predict.py --model=runs/trec_minilm \
       --input=- --output=-
 """
 

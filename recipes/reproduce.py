@@ -1,8 +1,8 @@
 r"""Re-run one of the paper's tables or figures on a dataset, over seeds, with a report.
 
-  python recipes/reproduce.py --table=4 --dataset=data/trec --budget=cpu \
+  .venv/bin/python recipes/reproduce.py --table=4 --dataset=data/trec --budget=cpu \
       --seeds=3 --output_dir=runs/table4_trec
-  python recipes/reproduce.py --figure=2 --dataset=data/trec --budget=cpu \
+  .venv/bin/python recipes/reproduce.py --figure=2 --dataset=data/trec --budget=cpu \
       --output_dir=runs/figure2_trec
 
 --table: 2 (long-text strategies), 3 (features of each layer), 4 (ξ ×

@@ -57,6 +57,9 @@ def _run(experiment, output_dir, config, strategy, settings, callbacks):
                      strategy=strategy) as run:
         finished = run.finished_metrics(*experiment.finished_stages())
         if finished is not None:
+            if config.verbose and run.directory.chief:
+                print(f"{run.path} holds this run, finished: its results, with nothing "
+                      "trained again.", flush=True)
             return finished
         model = run.build(experiment.build_model, experiment.build_optimizer,
                           experiment.mixed_precision())

@@ -241,3 +241,10 @@ def test_a_ledger_of_names_only_checks_that_the_files_exist(tmp_path, finished):
                                   **{**RUN, "learning_rate": 1e-3})
     assert metrics["settings"]["learning_rate"] == 1e-3
     assert not (tmp_path / "checkpoints" / "step-00000009.npz").exists()
+
+
+def test_a_finished_run_says_so_and_returns_its_results(tmp_path, finished, capsys):
+    metrics = copy_of(finished, tmp_path)
+    assert finished_run(tmp_path, verbose=1) == metrics
+    assert f"{tmp_path} holds this run, finished: its results, with nothing trained again." \
+        in capsys.readouterr().out
