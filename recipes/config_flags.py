@@ -4,6 +4,7 @@ offers every shared setting with one name, default and help."""
 import dataclasses
 import json
 import os
+import textwrap
 
 from absl import flags
 
@@ -13,11 +14,21 @@ LONG_TEXT_STRATEGIES = (
 )
 
 
+# The settings groups a recipe's --help shows, in this order: what a user
+# sets first (data, model, the paper's knobs), then how the run is run.
+HELP_ORDER = ("DataSettings", "ReadingSettings", "SubsetSettings", "MultiTaskSettings",
+              "ClassifierSettings", "TextSettings", "OptimizerSettings", "MaskedLMSettings",
+              "RunSettings", "CheckpointSettings", "ServingSettings", "RuntimeSettings")
+# {settings class: [flag names]} of the config flags defined so far.
+FLAG_GROUPS = {}
+
+
 def define_config_flags(config_class, flag_values=FLAGS):
     """Define one flag per field of `config_class`: its name, default, help
     and choices. A field with a `parse` function becomes a string flag."""
     where = {"flag_values": flag_values}
     for field in dataclasses.fields(config_class):
+        FLAG_GROUPS.setdefault(_declaring_class(config_class, field.name), []).append(field.name)
         name, meta = field.name, field.metadata
         default = field.default if field.default is not dataclasses.MISSING else (
             field.default_factory())
@@ -38,6 +49,39 @@ def define_config_flags(config_class, flag_values=FLAGS):
             flags.DEFINE_integer(name, default, help_text, **where)
         else:
             flags.DEFINE_string(name, default, help_text, **where)
+
+
+def _declaring_class(config_class, name):
+    # The settings class whose own fields hold `name` (the first in the MRO).
+    for cls in config_class.__mro__:
+        if name in vars(cls).get("__annotations__", {}):
+            return cls
+    return config_class
+
+
+def grouped_help(doc, own_flags, flag_values=FLAGS):
+    """A recipe's --help: its docstring, its own flags, then the config's
+    flags by settings group (each group titled by its docstring's first
+    line), and a pointer to --helpfull."""
+    def described(name):
+        flag = flag_values[name]
+        default = "" if flag.default in (None, "", []) else f" (default: {flag.value!r})"
+        return textwrap.fill(f"--{name}{default}: {flag.help}", width=96,
+                             initial_indent="  ", subsequent_indent="      ")
+
+    grouped = {name for names in FLAG_GROUPS.values() for name in names}
+    own_flags = [name for name in dict.fromkeys(own_flags) if name not in grouped]
+    sections = [(doc or "").strip(), ""]
+    if own_flags:
+        sections += ["This recipe:"] + [described(name) for name in own_flags] + [""]
+    order = {name: index for index, name in enumerate(HELP_ORDER)}
+    for cls in sorted(FLAG_GROUPS, key=lambda c: order.get(c.__name__, len(order))):
+        # The docstring's first sentence, without its parenthesis.
+        title = " ".join((cls.__doc__ or cls.__name__).split()).split(". ")[0]
+        title = title.split(" (")[0].rstrip(".")
+        sections += [f"{title}:"] + [described(name) for name in FLAG_GROUPS[cls]] + [""]
+    sections.append("Every flag, absl's and TensorFlow's included: --helpfull.")
+    return "\n".join(sections)
 
 
 def config_from_flags(config_class, base=None):

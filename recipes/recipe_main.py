@@ -250,10 +250,28 @@ def interrupted_message(program):
             "run the same command to resume.")
 
 
+# absl's --help lists the main module's own flags alone, and exits with 1.
+HELP_FLAGS = {"--help", "-h", "-?", "--helpshort"}
+
+
+def print_help():
+    """The recipe's docstring and its flags, grouped: its own, then its
+    config's by settings group, and a pointer to --helpfull."""
+    from config_flags import grouped_help
+
+    # The recipe's own flags, and those config_flags adds beside the config's.
+    own = [flag.name for module in (sys.argv[0], "config_flags")
+           for flag in FLAGS.get_key_flags_for_module(module)]
+    print(grouped_help(sys.modules["__main__"].__doc__, own + ["traceback"]))
+
+
 def run(main, required=()):
     """`absl.app.run(main)` with `required` flags and one-line failures."""
     flags.mark_flags_as_required(list(required))
     program = os.path.basename(sys.argv[0])
+    if HELP_FLAGS & set(sys.argv[1:]):
+        print_help()
+        sys.exit(0)
 
     def guarded_main(argv):
         if len(argv) > 1:

@@ -499,3 +499,21 @@ def test_contradicting_long_text_flags_are_refused_before_any_work(tmp_path):
                             f"--output_dir={tmp_path / 'run'}")
         assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
         assert not (tmp_path / "run").exists()
+
+
+def test_help_lists_the_flags_a_user_needs_first_grouped_and_exits_zero():
+    result = run_recipe("finetune.py", "--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    # The recipe's own flags, then data before the model and the optimizer.
+    flags = text[text.index("This recipe:"):]
+    positions = [flags.index(marker) for marker in (
+        "--output_dir", "--train:", "--layers", "--learning_rate", "--strategy", "--helpfull")]
+    assert positions == sorted(positions)
+    assert "test_random_seed" not in text and "xla_" not in text  # absl-testing, TF internals
+    assert len(text.splitlines()) < 150
+    # Help texts come from the code's own defaults.
+    from kerasbert.training.trainer import DEFAULT_STEPS_PER_LOOP
+    steps = " ".join(text.split("--steps_per_loop")[1].split("--")[0].split())
+    assert (f"Default: {DEFAULT_STEPS_PER_LOOP['CPU']} on a CPU, "
+            f"{DEFAULT_STEPS_PER_LOOP['GPU']} on a GPU") in steps, steps

@@ -34,6 +34,7 @@ from kerasbert.training.precision import PRECISIONS
 from kerasbert.training.settings import Settings
 from kerasbert.training.settings import redefault
 from kerasbert.training.settings import setting
+from kerasbert.training.trainer import DEFAULT_STEPS_PER_LOOP
 from kerasbert.training.training_loop import DEFAULT_CHECKPOINT_EVERY_STEPS
 
 # Choices of the settings that no lower module names.
@@ -125,8 +126,10 @@ class RuntimeSettings(Settings):
         "strategy (which reproduces single-process batches).")
     steps_per_loop: int | None = setting(
         None, "Training steps per call of the compiled loop (metrics reach the host only "
-        "between calls); results are identical for every value. Default: 1 on a CPU, "
-        "100 on a GPU or TPU.", check=s.optional_positive_int, changes_result=False)
+        "between calls); results are identical for every value. Default: "
+        f"{DEFAULT_STEPS_PER_LOOP['CPU']} on a CPU, {DEFAULT_STEPS_PER_LOOP['GPU']} on a GPU, "
+        f"{DEFAULT_STEPS_PER_LOOP['TPU']} on a TPU.", check=s.optional_positive_int,
+        changes_result=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
