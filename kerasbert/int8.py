@@ -155,8 +155,9 @@ def read_description(path):
     `ValueError` naming the file for anything this version cannot serve."""
     file_path = os.path.join(path, DESCRIPTION_FILE)
     description = read_json_object(file_path, "export again")
-    if description.get("format") != ARTIFACT_FORMAT or (
-            description.get("version") not in READABLE_VERSIONS):
+    version = description.get("version")
+    if description.get("format") != ARTIFACT_FORMAT or isinstance(version, bool) or (
+            not isinstance(version, int) or version not in READABLE_VERSIONS):
         raise ValueError(
             f"{file_path} describes {description.get('format')!r} version "
             f"{description.get('version')!r}; this kerasbert reads {ARTIFACT_FORMAT!r} "
@@ -164,9 +165,9 @@ def read_description(path):
         )
     names = description.get("label_names")
     if (not isinstance(names, list) or not names
-            or not all(isinstance(name, str) for name in names)):
-        raise ValueError(f"{file_path}: `label_names` must be a non-empty list of strings; it "
-                         f"holds {names!r}.")
+            or not all(isinstance(name, str) and name for name in names)):
+        raise ValueError(f"{file_path}: `label_names` must be a non-empty list of non-empty "
+                         f"strings; it holds {names!r}.")
     if len(set(names)) != len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
         raise ValueError(f"{file_path}: `label_names` names {repeated} more than once.")
@@ -179,6 +180,12 @@ def read_description(path):
             isinstance(files, dict) and MODEL_FILE in files and PREPROCESSOR_FILE in files):
         raise ValueError(f"{file_path}: `files` must give the SHA-256 of {MODEL_FILE} and "
                          f"{PREPROCESSOR_FILE}; export again.")
+    if description["version"] >= 2:
+        # Every file of the directory is described: none added or left out.
+        unlisted = sorted(set(os.listdir(path)) - set(files) - {DESCRIPTION_FILE})
+        if unlisted:
+            raise ValueError(f"{os.path.join(path, unlisted[0])} is not among the files "
+                             f"{DESCRIPTION_FILE} describes; export again.")
     for name, digest in files.items():
         file = os.path.join(path, name)
         if not isinstance(name, str) or os.path.basename(name) != name:

@@ -176,15 +176,17 @@ class Classifier:
 
 
 def markdown_cell(text):
-    """`text` as one cell of a markdown table: backslashes and `|` escaped,
-    line breaks written as `<br>`.
+    """`text` as one cell of a markdown table: HTML's `&`, `<` and `>`,
+    backslashes and `|` escaped, line breaks written as `<br>` (so a label
+    that is literally `<br>` stays text).
 
     Example:
     ```python
     kerasbert.prediction.markdown_cell("yes|no\\nmaybe")  # 'yes\\|no<br>maybe'
     ```
     """
-    text = str(text).replace("\\", "\\\\").replace("|", "\\|")
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
     return text.replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
 
 

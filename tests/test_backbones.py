@@ -68,3 +68,16 @@ def test_minilm_checkpoint_loads_real_weights():
     pooled = (hidden * mask).sum(1) / mask.sum(1)
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     assert pooled[0] @ pooled[1] > pooled[0] @ pooled[2] + 0.3
+
+
+@pytest.mark.parametrize("content, message", [
+    ("null", r"config.json must hold a JSON object; save the preset again"),
+    ('{"class_name": "BertBackbone", "config": 5}', r"config.json is not a saved Keras object"),
+])
+def test_a_damaged_preset_backbone_is_one_line_naming_the_file(tmp_path, content, message):
+    backbone, tokenizer = kerasbert.load_backbone("tiny")
+    backbone.save_to_preset(str(tmp_path))
+    tokenizer.save_to_preset(str(tmp_path))
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(ValueError, match=rf"^{tmp_path}/{message}"):
+        kerasbert.load_backbone(str(tmp_path))

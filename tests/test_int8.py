@@ -114,6 +114,12 @@ def test_a_damaged_or_edited_artifact_is_refused_in_one_line(exported, tmp_path)
         (edit_description(label_names=LABELS + ["x"]), r"names 4 labels but .* has 3 outputs"),
         (edit_description(tokens_per_chunk="many"), r"tokens_per_chunk"),
         (lambda copy: (copy / "int8.json").write_text("{not json"), r"int8.json is unreadable"),
+        (edit_description(version=True), r"version True"),
+        (edit_description(version=2.0), r"version 2.0"),
+        (edit_description(label_names=["neg", "", "mixed"]), r"non-empty strings"),
+        (edit_description(files={k: v for k, v in description["files"].items()
+                                 if k != "vocabulary.txt"}),
+         r"vocabulary.txt is not among the files int8.json describes"),
     ]
     for edit, message in cases:
         with pytest.raises(ValueError, match=message) as error:

@@ -38,8 +38,10 @@ def test_classifier_refuses_what_is_not_a_list_of_texts_in_one_line(classifier):
     # refuses it alike, tests/test_int8.py).
     with pytest.raises(TypeError, match=r"list of texts, not one str.*\['hello'\]"):
         classifier("hello")
-    with pytest.raises(TypeError, match="list of texts, not one bytes"):
+    with pytest.raises(TypeError, match=r"list of texts, not one bytes: write \[b'hello'\]"):
         classifier(b"hello")
+    with pytest.raises(TypeError, match="not a dict"):
+        classifier({"a text": 1})
     with pytest.raises(TypeError, match="item 0 is int 1"):
         classifier([1, None])
     with pytest.raises(TypeError, match="item 1 is None"):
@@ -63,6 +65,7 @@ def test_evaluation_markdown_keeps_each_label_in_its_cell():
     assert {line.replace("\\|", "").count("|") for line in table[5:]} == {5}
     assert "| a\\|b | 1 | 0 | 0 |" in lines and "| c<br>d | 1 | 0 | 0 |" in lines
     assert "| e\\\\ | 0 | 0 | 1 |" in lines
+    assert kerasbert.prediction.markdown_cell("<br>") == "&lt;br&gt;"  # not a line break
 
 
 @pytest.mark.parametrize("name, edit", [

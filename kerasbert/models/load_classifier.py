@@ -3,8 +3,8 @@
 
 import os
 
+from kerasbert.backbones import check_preset_configs
 from kerasbert.models.backbone_task import saved_task_class
-from kerasbert.utils.files import read_json_object
 from kerasbert.utils.run_layout import RUN_PRESET_DIR
 
 
@@ -43,7 +43,7 @@ def load_classifier(path, **kwargs):
             "class): expected a fine_tune run directory or a directory written by "
             "save_to_preset."
         )
-    _check_preset_configs(path)
+    check_preset_configs(path)
     try:
         return cls.from_preset(path, **kwargs)
     except ValueError as error:
@@ -51,24 +51,3 @@ def load_classifier(path, **kwargs):
         if "\n" not in str(error):
             raise
         raise ValueError(f"{path!r}: {str(error).splitlines()[0]}") from None
-
-
-# The JSON files of a saved kerasbert model, each a serialized Keras object.
-_PRESET_CONFIGS = ("config.json", "task.json", "preprocessor.json", "tokenizer.json")
-
-
-def _check_preset_configs(path):
-    """One line naming the file for a preset config that is not a JSON
-    object with a `class_name` string and a `config` object, as
-    `save_to_preset` writes (keras-hub would fail deep inside with an
-    AttributeError or a TypeError)."""
-    for name in _PRESET_CONFIGS:
-        file_path = os.path.join(path, name)
-        if not os.path.isfile(file_path):
-            continue
-        config = read_json_object(file_path, "save the preset again")
-        if not (isinstance(config.get("class_name"), str)
-                and isinstance(config.get("config"), dict)):
-            raise ValueError(f"{file_path} is not a saved Keras object (a JSON object with a "
-                             "`class_name` string and a `config` object); save the preset "
-                             "again.")

@@ -54,7 +54,10 @@ def checked_texts(texts):
     """
     if isinstance(texts, (str, bytes)):
         raise TypeError(f"Texts must be a list of texts, not one {type(texts).__name__}: "
-                        f"write [{str(texts)[:40]!r}] for one text.")
+                        f"write [{texts[:40]!r}] for one text.")
+    if isinstance(texts, (dict, set, frozenset)):
+        raise TypeError(f"Texts must be a list of strings, not a {type(texts).__name__} (its "
+                        "order, or which of its parts are the texts, is not defined).")
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         raise TypeError(f"Texts must be a 1-D array of strings; this one has shape "
                         f"{texts.shape}.")

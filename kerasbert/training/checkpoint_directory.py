@@ -77,16 +77,21 @@ class CheckpointDirectory:
 
     # === Saving ===
 
-    def save(self, model, step, state):
+    def save(self, model, step, state, final=False):
         """Checkpoint `model`'s training state (model, optimizer, metrics,
-        dropout seeds) as of `step`, with the JSON-ready `state`."""
+        dropout seeds) as of `step`, with the JSON-ready `state`.
+
+        The `final` checkpoint of a finished training holds the model's
+        variables alone (nothing trains from it again: the optimizer's
+        slots, twice the weights under Adam, are not kept), and every
+        earlier step checkpoint is removed once it is written."""
         name = f"{STEP_PREFIX}{step:08d}"
-        tree, _ = training_state(model)
-        self._write(name, tree, {"step": step, **state}, step)
+        tree, _ = training_state(model, optimizer=not final, metrics=not final)
+        self._write(name, tree, {"step": step, **state, "final": final}, step)
         if self.chief:
             write_json(os.path.join(self.path, LATEST_CHECKPOINT),
                        {"checkpoint": name, "step": step})
-            for old in self._saved()[: -self.keep]:
+            for old in self._saved()[: -1 if final else -self.keep]:
                 remove_path(os.path.join(self.path, old))
 
     def save_best(self, model, state):
@@ -157,6 +162,8 @@ class CheckpointDirectory:
         except (OSError, ValueError) as error:
             raise ValueError(f"Checkpoint file {state_file} is unreadable ({error}); "
                              f"{_OVERWRITE}.") from None
+        # A final checkpoint holds the model alone (see `save`).
+        model_only = model_only or bool(state.get("final"))
         tree, _ = training_state(model, optimizer=not model_only, metrics=not model_only)
         prefix = os.path.join(directory, VARIABLES)
         keys = self._check_fits(prefix, tree)

@@ -80,10 +80,12 @@ def cluster_config():
     cluster = config.get("cluster") if isinstance(config, dict) else None
     if not isinstance(cluster, dict) or not cluster or not all(
             isinstance(addresses, list) and addresses
-            and all(isinstance(a, str) and re.fullmatch(r".+:\d+", a) for a in addresses)
+            and all(isinstance(a, str) and re.fullmatch(r".+:\d{1,5}", a)
+                    and int(a.rpartition(":")[2]) <= 65535 for a in addresses)
             for addresses in cluster.values()):
         raise ValueError('TF_CONFIG must hold "cluster": {job: ["host:port", …]} with at '
-                         f"least one address per job; it holds {text[:120]!r}.")
+                         "least one address per job, each port in 0–65535; it holds "
+                         f"{text[:120]!r}.")
     task = config.get("task")
     if not isinstance(task, dict) or task.get("type") not in cluster or isinstance(
             task.get("index"), bool) or not isinstance(task.get("index"), int) or not (
@@ -189,8 +191,8 @@ def _lost_worker_message(message):
                                  else "") for job, index in lost]
     who = ", ".join(names) if names else "another worker"
     return (f"{who} stopped answering (crashed, killed or cut off), so this worker stops too; "
-            "training progress up to the last step checkpoint is kept: start every worker "
-            "again with the same command to resume.")
+            "training progress up to the last step checkpoint, if one was written, is kept: "
+            "start every worker again with the same command to resume.")
 
 
 def make_strategy(name="default", tpu=None, cluster_timeout=DEFAULT_CLUSTER_TIMEOUT):

@@ -52,6 +52,10 @@ RUN_FILES = (
     "checkpoints", "preset", "saved_model", "saved_model_*", "int8", "joint", "finetuned_*",
     "shared_backbone", "backbone", "snapshots",
 )
+# The names among those that are not patterns: all a directory without a
+# ledger of entries may hold (a multi-task run's `saved_model_NAME/` needs
+# its ledger to be told from a user's `saved_model_backup/`).
+_FIXED_RUN_FILES = tuple(name for name in RUN_FILES if "*" not in name)
 # Inside those: the folders and the file names of checkpoints (run format 1's
 # `.npz` too, which --overwrite clears), TensorBoard logs, keras-hub presets,
 # SavedModels, int8 classifiers and nested runs.
@@ -134,14 +138,26 @@ def _owned(name, patterns):
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
-def _recorded_entries(path):
-    """The top-level names the run in `path` recorded writing (`run.json`'s
-    `entries`), or None for a directory without such a ledger."""
+def _ledger(path):
+    """`run.json` of the run in `path` when it holds a ledger of entries:
+    `(entries, {top-level name: manifest of a finished stage})`; None for
+    a directory without one (no run.json, an unreadable one, or one
+    written before entries were recorded)."""
     try:
-        entries = read_json(os.path.join(path, RUN_FILE)).get("entries")
-    except (OSError, ValueError, AttributeError):
+        record = read_json(os.path.join(path, RUN_FILE))
+    except (OSError, ValueError):
         return None
-    return set(entries) if isinstance(entries, list) else None
+    entries = record.get("entries") if isinstance(record, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        return None
+    stages = record.get("stages") if isinstance(record.get("stages"), dict) else {}
+    files = record.get("files") if isinstance(record.get("files"), dict) else {}
+    manifests = {}
+    for stage, outputs in files.items():
+        if stage in stages and isinstance(outputs, dict):
+            manifests.update({name: manifest for name, manifest in outputs.items()
+                              if isinstance(manifest, dict) and os.sep not in name})
+    return set(entries), manifests
 
 
 def foreign_files(path):
@@ -149,31 +165,55 @@ def foreign_files(path):
     run did not write: links, and names outside the run's ledger.
 
     At the top, a run's `run.json` lists every name it wrote (`entries`),
-    so only those, `run.json`, `.lock` and their `.partial-` versions are
-    the run's: a user's `saved_model_backup/` or `.partial-mine/` is
-    foreign though its name looks like the run's. A nested run (a
-    multi-task run's per-task runs) is read by its own ledger. Inside the
-    run's folders, names outside the layout of checkpoints, logs, presets,
-    SavedModels and int8 classifiers are foreign. A ledger written before
-    entries were recorded is read by the layout's patterns alone."""
-    entries = _recorded_entries(path)
+    so only those, `run.json`, `.lock` and their `.partial-` versions (a
+    kill's work in progress) are the run's: a user's `saved_model_backup/`
+    or `.partial-mine/` is foreign though its name looks like the run's.
+    Inside the folder of a finished stage (`preset/`, `saved_model/`,
+    `int8/`, the finished `checkpoints/`), only the files its manifest
+    lists are the run's; inside folders still being written (checkpoints
+    and logs of an unfinished training), names outside their layout are
+    foreign. A nested run (a multi-task run's per-task runs) is read by its
+    own ledger. Without a readable ledger of entries (a run.json of an
+    earlier kerasbert, a damaged or missing one), only the fixed names of
+    the layout count, never one that merely looks like them."""
+    ledger = _ledger(path)
     foreign = []
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
-        if entries is None:
-            owned = _owned(name, RUN_FILES)
-        else:
-            ours = entries | {RUN_FILE, LOCK_FILE}
-            owned = name in ours or (name.startswith(PARTIAL_PREFIX)
-                                     and name[len(PARTIAL_PREFIX):] in ours)
+        ours = (ledger[0] if ledger else set(_FIXED_RUN_FILES)) | {RUN_FILE, LOCK_FILE}
+        owned = name in ours or (name.startswith(PARTIAL_PREFIX)
+                                 and name[len(PARTIAL_PREFIX):] in ours)
         if os.path.islink(full) or not owned:
             foreign.append(name)
-        elif os.path.isdir(full) and os.path.isfile(os.path.join(full, RUN_FILE)) and (
-                _recorded_entries(full) is not None):
+        elif not os.path.isdir(full) or name.startswith(PARTIAL_PREFIX):
+            continue  # a file of the run, or a kill's half-written output
+        elif os.path.isfile(os.path.join(full, RUN_FILE)) and _ledger(full) is not None:
             foreign += [os.path.join(name, inner) for inner in foreign_files(full)]
-        elif os.path.isdir(full) and not _owned(name, TEMPORARY):
+        elif ledger and isinstance(ledger[1].get(name), dict):
+            listed = set(ledger[1][name])
+            foreign += [os.path.join(name, inner) for inner in _unlisted(full, listed)]
+        else:
             foreign += [os.path.join(name, inner) for inner in _foreign_inside(full)]
     return foreign
+
+
+def _unlisted(folder, listed):
+    """Files and links below `folder` (relative paths) that are not among
+    `listed`; a folder holding none of `listed` is named whole."""
+    unlisted = []
+    for root, folders, files in os.walk(folder):
+        relative = os.path.relpath(root, folder)
+        for name in sorted(folders):
+            inner = os.path.normpath(os.path.join(relative, name))
+            if os.path.islink(os.path.join(root, name)) or not any(
+                    item.startswith(inner + os.sep) for item in listed):
+                unlisted.append(inner)
+        folders[:] = [name for name in folders
+                      if os.path.normpath(os.path.join(relative, name)) not in unlisted]
+        unlisted += [os.path.normpath(os.path.join(relative, name)) for name in sorted(files)
+                     if os.path.normpath(os.path.join(relative, name)) not in listed
+                     or os.path.islink(os.path.join(root, name))]
+    return unlisted
 
 
 def _foreign_inside(folder):
@@ -195,6 +235,26 @@ def _foreign_inside(folder):
 
 class RunDirectoryError(RuntimeError):
     """A run directory is locked, or holds a run with other settings."""
+
+
+def _read_record(run_file):
+    """`run.json` read and checked, or a one-line `RunDirectoryError`."""
+    try:
+        record = read_json(run_file)
+    except (OSError, ValueError) as error:
+        raise RunDirectoryError(f"{run_file} is unreadable ({error}); pass --overwrite to "
+                                "start afresh.") from None
+    shapes = {"settings": dict, "data": dict, "stages": dict, "files": dict, "entries": list}
+    problems = [key for key, kind in shapes.items()
+                if isinstance(record, dict) and key in record
+                and not isinstance(record[key], kind)]
+    if not isinstance(record, dict) or problems or not all(
+            isinstance(entry, str) for entry in record.get("entries", [])):
+        what = ", ".join(problems) if problems and isinstance(record, dict) else (
+            "entries" if isinstance(record, dict) else "the whole file")
+        raise RunDirectoryError(f"{run_file} is damaged ({what} not as kerasbert writes it); "
+                                "pass --overwrite to start afresh.")
+    return record
 
 
 def _canonical(value):
@@ -385,12 +445,7 @@ class RunDirectory:
             self._pending_clear = True
             return
         elif os.path.exists(run_file):
-            try:
-                record = read_json(run_file)
-            except (OSError, json.JSONDecodeError) as error:
-                raise RunDirectoryError(
-                    f"{run_file} is unreadable ({error}); pass --overwrite to start afresh."
-                ) from None
+            record = _read_record(run_file)
             held_format = record.get("settings", {}).get(RUN_FORMAT_KEY)
             if RUN_FORMAT_KEY in self.settings and held_format != self.settings[RUN_FORMAT_KEY]:
                 raise RunDirectoryError(
@@ -470,14 +525,19 @@ class RunDirectory:
         for stage, names in sorted(damaged.items()):
             logging.warning("%s: %s of the finished stage %r is missing or changed; redoing it "
                             "and the stages after it.", self.path, ", ".join(names), stage)
+            if self.chief:
+                # Not read again: changed checkpoints would otherwise be
+                # resumed from (training then starts afresh).
+                for name in names:
+                    remove_path(self.file(name))
         for stage in order[first:]:
             del self.record["stages"][stage]
 
     def _holds_this_run(self, run_file):
         # `overwrite` clears only another run: the same settings resume.
         try:
-            record = read_json(run_file)
-        except (OSError, json.JSONDecodeError):
+            record = _read_record(run_file)
+        except RunDirectoryError:
             return False
         return not (setting_differences(record.get("settings", {}), self.settings)
                     or setting_differences(record.get("data", {}), self.data))

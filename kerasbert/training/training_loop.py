@@ -408,7 +408,8 @@ class TrainingLoop:
     def save(self):
         """Checkpoint the whole training state at the current step."""
         self.checkpoints.save(self.model, self.step,
-                              {"history": self.history, "best": self.best})
+                              {"history": self.history, "best": self.best},
+                              final=self.step >= self.total_steps)
 
     def latest_checkpoint(self):
         """The directory of the last complete checkpoint, or None.

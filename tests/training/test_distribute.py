@@ -36,6 +36,8 @@ def test_the_chief_is_the_chief_task_else_worker_zero():
      r'^TF_CONFIG must hold "task".*naming one of the cluster.s tasks \(worker\)'),
     ('{"cluster": {"worker": ["no-port"]}, "task": {"type": "worker", "index": 0}}',
      r'^TF_CONFIG must hold "cluster"'),
+    ('{"cluster": {"worker": ["localhost:70000"]}, "task": {"type": "worker", "index": 0}}',
+     r'^TF_CONFIG must hold "cluster".*each port in 0–65535'),
 ])
 def test_a_bad_tf_config_is_one_line_naming_it(monkeypatch, value, message):
     if value is None:

@@ -107,18 +107,33 @@ def test_overwrite_removes_only_what_the_ledger_names(tmp_path, finished):
     copy_of(finished, tmp_path)
     entries = json.loads((tmp_path / "run.json").read_text())["entries"]
     assert set(entries) >= {"checkpoints", "history.csv", "logs", "metrics.json", "preset"}
-    # Folders named like the run's own, at the top: not in its ledger.
-    for mine in ("saved_model_backup/saved_model.pb", ".partial-mine/keep.txt"):
+    # Folders named like the run's own, at the top or inside a finished
+    # stage's folder: not in its ledger. Without a ledger of entries (a
+    # damaged or older run.json), only the layout's fixed names are the run's.
+    record = (tmp_path / "run.json").read_text()
+    without_entries = json.dumps({k: v for k, v in json.loads(record).items() if k != "entries"})
+    for mine, named, ledger in [
+            ("saved_model_backup/saved_model.pb", "saved_model_backup", record),
+            (".partial-mine/keep.txt", ".partial-mine", record),
+            ("preset/.partial-mine/keep.txt", "preset/.partial-mine", record),
+            ("preset/assets/tokenizer/vocabulary_old.txt", "preset/assets/tokenizer/"
+                                                           "vocabulary_old.txt", record),
+            ("saved_model_backup/saved_model.pb", "saved_model_backup", without_entries),
+            ("saved_model_backup/saved_model.pb", "saved_model_backup", "{"),
+    ]:
+        (tmp_path / "run.json").write_text(ledger)
         target = tmp_path / mine
-        target.parent.mkdir()
+        target.parent.mkdir(exist_ok=True)
         target.write_text("mine\n")
         with pytest.raises(kerasbert.RunDirectoryError,
-                           match=rf"no kerasbert run writes \({target.parent.name}\)") as error:
+                           match=rf"no kerasbert run writes \({named}\)") as error:
             kerasbert.fine_tune("tiny", sentiment_data(24, 0), str(tmp_path), overwrite=True,
                                 **{**RUN, "learning_rate": 1e-3})
         assert "\n" not in str(error.value)
         assert target.read_text() == "mine\n"
-        shutil.rmtree(target.parent)
+        shutil.rmtree(target.parent) if target.parent != tmp_path / "preset" / "assets" / \
+            "tokenizer" else target.unlink()
+    (tmp_path / "run.json").write_text(record)
 
 
 @pytest.mark.slow
@@ -248,3 +263,28 @@ def test_a_finished_run_says_so_and_returns_its_results(tmp_path, finished, caps
     assert finished_run(tmp_path, verbose=1) == metrics
     assert f"{tmp_path} holds this run, finished: its results, with nothing trained again." \
         in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_changed_checkpoint_is_trained_again_not_resumed(tmp_path, finished):
+    metrics = copy_of(finished, tmp_path)
+    (state,) = (tmp_path / "checkpoints").glob("step-*/state.json")
+    text = state.read_text()
+    loss = str(metrics["epochs"][0]["loss"])
+    edited = text.replace(loss, "9" + loss[1:], 1)  # same size, other figure
+    assert edited != text and len(edited) == len(text)
+    state.write_text(edited)
+    again = finished_run(tmp_path)
+    assert again["resumed_from_step"] == 0  # trained afresh, not from the edited state
+    assert again["epochs"] == metrics["epochs"] and again["validation"] == metrics["validation"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[]", "is damaged \\(the whole file"),
+    ('{"settings": 5, "data": {}, "stages": {}}', "is damaged \\(settings not as"),
+    ('{"settings": {}, "data": {}, "stages": {}, "entries": [["x"]]}', "is damaged \\(entries"),
+])
+def test_a_damaged_run_json_is_one_line_naming_it(tmp_path, content, message):
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(kerasbert.RunDirectoryError, match=rf"run.json {message}.*--overwrite"):
+        finished_run(tmp_path)
