@@ -82,16 +82,15 @@ class CheckpointDirectory:
         dropout seeds) as of `step`, with the JSON-ready `state`.
 
         The `final` checkpoint of a finished training holds the model's
-        variables alone (nothing trains from it again: the optimizer's
-        slots, twice the weights under Adam, are not kept), and every
-        earlier step checkpoint is removed once it is written."""
+        variables alone: nothing trains from it again, so the optimizer's
+        slots (twice the weights under Adam) are not kept."""
         name = f"{STEP_PREFIX}{step:08d}"
         tree, _ = training_state(model, optimizer=not final, metrics=not final)
         self._write(name, tree, {"step": step, **state, "final": final}, step)
         if self.chief:
             write_json(os.path.join(self.path, LATEST_CHECKPOINT),
                        {"checkpoint": name, "step": step})
-            for old in self._saved()[: -1 if final else -self.keep]:
+            for old in self._saved()[: -self.keep]:
                 remove_path(os.path.join(self.path, old))
 
     def save_best(self, model, state):
