@@ -32,8 +32,8 @@ Example:
 
 import json
 import os
+import secrets
 import sys
-import tempfile
 import time
 
 import recipe_main  # noqa: E402  (first: starts TensorFlow quietly)
@@ -108,13 +108,16 @@ class Output:
             return
         directory = os.path.dirname(target)
         os.makedirs(directory, exist_ok=True)
-        descriptor, self.temporary = tempfile.mkstemp(
-            prefix=os.path.basename(target) + ".", suffix=".partial", dir=directory)
-        # mkstemp makes the file private (0600); the output is an ordinary
-        # file, created with the permissions the user's umask gives.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(descriptor, 0o666 & ~umask)
+        # Not mkstemp, whose file is private (0600): the output is an
+        # ordinary file, with the permissions the user's umask gives.
+        while True:
+            self.temporary = os.path.join(
+                directory, f"{os.path.basename(target)}.{secrets.token_hex(4)}.partial")
+            try:
+                descriptor = os.open(self.temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+                break
+            except FileExistsError:
+                continue
         self.file, self.target = os.fdopen(descriptor, "w", encoding="utf-8"), target
 
     def finish(self):
@@ -150,7 +153,7 @@ class Progress:
             return
         line = f"{count} texts classified, {texts_per_second:.1f} texts/s"
         if self.interactive:
-            self.stream.write("\r" + line)
+            self.stream.write("\r" + line + "\x1b[K")  # clear what a longer line left
             self._drawn = True
         elif time.time() - self._last_line >= self.LOG_SECONDS:
             self.stream.write(line + "\n")

@@ -269,7 +269,9 @@ def run(main, required=()):
     """`absl.app.run(main)` with `required` flags and one-line failures."""
     flags.mark_flags_as_required(list(required))
     program = os.path.basename(sys.argv[0])
-    if HELP_FLAGS & set(sys.argv[1:]):
+    if any(argument.split("=")[0] in HELP_FLAGS
+           and argument.split("=", 1)[-1].lower() not in ("false", "0")
+           for argument in sys.argv[1:]):
         print_help()
         sys.exit(0)
 

@@ -154,6 +154,10 @@ def test_multitask_recipe_joint_then_per_task(tmp_path):
     for path in ("saved_model_trec", "saved_model_sentiment", "finetuned_trec/saved_model",
                  "shared_backbone"):
         assert (out / path).exists(), path
+    # Every file of the finished run is in its ledger (nested runs in theirs):
+    # --overwrite would clear it all.
+    from kerasbert.training.run_directory import foreign_files
+    assert foreign_files(str(out)) == []
 
 
 def test_multitask_task_flag_parsing():

@@ -269,7 +269,8 @@ def _log_friendly(verbose):
     with `\\r` and ANSI codes is noise in a log file."""
     if verbose != "auto":
         return verbose
-    interactive = sys.stdout.isatty() or "ipykernel" in sys.modules
+    interactive = (getattr(sys.stdout, "isatty", lambda: False)()
+                   or "ipykernel" in sys.modules)
     return "auto" if interactive else 2
 
 

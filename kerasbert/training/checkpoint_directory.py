@@ -28,11 +28,12 @@ _OVERWRITE = "pass --overwrite (overwrite=True) to start afresh"
 
 
 def last_saved_step(run_directory):
-    """The step of the newest step checkpoint anywhere under
-    `run_directory` (a run's `checkpoints/`, or a multi-task run's nested
-    ones), or None when none was saved yet."""
-    pointers = glob.glob(os.path.join(glob.escape(run_directory), "**", LATEST_CHECKPOINT),
-                         recursive=True)
+    """The step of the newest step checkpoint of `run_directory` (its
+    `checkpoints/`, or a nested run's: a multi-task run's joint phase or
+    per-task runs), or None when none was saved yet."""
+    root = glob.escape(run_directory)
+    pointers = (glob.glob(os.path.join(root, "checkpoints", LATEST_CHECKPOINT))
+                + glob.glob(os.path.join(root, "*", "checkpoints", LATEST_CHECKPOINT)))
     for pointer in sorted(pointers, key=os.path.getmtime, reverse=True):
         try:
             return int(read_json(pointer)["step"])

@@ -25,6 +25,7 @@ import fcntl
 import fnmatch
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -198,21 +199,42 @@ def foreign_files(path):
 
 
 def _unlisted(folder, listed):
-    """Files and links below `folder` (relative paths) that are not among
-    `listed`; a folder holding none of `listed` is named whole."""
+    """What below `folder` (relative paths) is not among the `listed` files:
+    links, and files and folders holding files that are not listed. Empty
+    folders (a SavedModel's `assets/`) are nobody's loss; a kill's work in
+    progress on a listed name (`.partial-NAME`, a worker's `.workertemp_N`)
+    is the run's."""
+    listed = set(listed)
+    prefixes = {os.path.dirname(item) for item in listed}
+    prefixes |= {os.path.join(*parts[:i]) for item in prefixes
+                 for parts in [item.split(os.sep)] for i in range(1, len(parts))}
+
+    def work_in_progress(relative):
+        name = os.path.basename(relative)
+        owner = os.path.join(os.path.dirname(relative), name[len(PARTIAL_PREFIX):])
+        return (re.fullmatch(r"\.workertemp_\d+", name) is not None
+                or name.startswith(PARTIAL_PREFIX) and (
+                    os.path.normpath(owner) in listed or os.path.normpath(owner) in prefixes))
+
     unlisted = []
     for root, folders, files in os.walk(folder):
         relative = os.path.relpath(root, folder)
+        kept = []
         for name in sorted(folders):
             inner = os.path.normpath(os.path.join(relative, name))
-            if os.path.islink(os.path.join(root, name)) or not any(
-                    item.startswith(inner + os.sep) for item in listed):
+            if os.path.islink(os.path.join(root, name)):
                 unlisted.append(inner)
-        folders[:] = [name for name in folders
-                      if os.path.normpath(os.path.join(relative, name)) not in unlisted]
+            elif inner in prefixes:
+                kept.append(name)
+            elif work_in_progress(inner):
+                continue
+            elif any(files_below for _, _, files_below in os.walk(os.path.join(root, name))):
+                unlisted.append(inner)
+        folders[:] = kept
         unlisted += [os.path.normpath(os.path.join(relative, name)) for name in sorted(files)
-                     if os.path.normpath(os.path.join(relative, name)) not in listed
-                     or os.path.islink(os.path.join(root, name))]
+                     if os.path.islink(os.path.join(root, name))
+                     or (os.path.normpath(os.path.join(relative, name)) not in listed
+                         and not work_in_progress(os.path.join(relative, name)))]
     return unlisted
 
 
@@ -245,16 +267,49 @@ def _read_record(run_file):
         raise RunDirectoryError(f"{run_file} is unreadable ({error}); pass --overwrite to "
                                 "start afresh.") from None
     shapes = {"settings": dict, "data": dict, "stages": dict, "files": dict, "entries": list}
-    problems = [key for key, kind in shapes.items()
-                if isinstance(record, dict) and key in record
-                and not isinstance(record[key], kind)]
-    if not isinstance(record, dict) or problems or not all(
-            isinstance(entry, str) for entry in record.get("entries", [])):
-        what = ", ".join(problems) if problems and isinstance(record, dict) else (
-            "entries" if isinstance(record, dict) else "the whole file")
-        raise RunDirectoryError(f"{run_file} is damaged ({what} not as kerasbert writes it); "
-                                "pass --overwrite to start afresh.")
+    required = ("settings", "data", "stages")
+    if not isinstance(record, dict):
+        problems = ["the whole file"]
+    else:
+        problems = [key for key, kind in shapes.items()
+                    if (key in required or key in record)
+                    and not isinstance(record.get(key), kind)]
+        if not problems and not all(isinstance(e, str) and _inside(e)
+                                    for e in record.get("entries", [])):
+            problems = ["entries"]
+        if not problems and not all(_valid_stage_files(files)
+                                    for files in record.get("files", {}).values()):
+            problems = ["files"]
+    if problems:
+        raise RunDirectoryError(f"{run_file} is damaged ({', '.join(problems)} not as kerasbert "
+                                "writes it); pass --overwrite to start afresh.")
     return record
+
+
+def _inside(name):
+    # A relative path that stays inside the run directory.
+    return (isinstance(name, str) and name and not os.path.isabs(name)
+            and os.path.normpath(name).split(os.sep)[0] not in (os.pardir, os.curdir))
+
+
+def _valid_stage_files(files):
+    """A stage's recorded files as `RunDirectory.finish` writes them: a list
+    of names, or `{name: None or {file: size or [size, sha256]}}`, every
+    name inside the run directory."""
+    if isinstance(files, list):
+        return all(_inside(name) for name in files)
+    if not isinstance(files, dict):
+        return False
+    for name, manifest in files.items():
+        if not _inside(name) or not (manifest is None or isinstance(manifest, dict)):
+            return False
+        for part, value in (manifest or {}).items():
+            if not (part == "." or _inside(part)) or not (
+                    isinstance(value, int) and not isinstance(value, bool)
+                    or isinstance(value, list) and len(value) == 2
+                    and isinstance(value[0], int) and isinstance(value[1], str)):
+                return False
+    return True
 
 
 def _canonical(value):
@@ -429,8 +484,10 @@ class RunDirectory:
                 raise RunDirectoryError(
                     f"output_dir {self.path} holds files that no kerasbert run writes "
                     f"({', '.join(foreign[:5])}{' …' if len(foreign) > 5 else ''}); "
-                    "--overwrite clears only run directories. Move them, or choose another "
-                    "--output_dir."
+                    "--overwrite clears only what a run's ledger names"
+                    + ("" if _ledger(self.path) else
+                       " (its run.json holds none: damaged, or of an earlier kerasbert)")
+                    + ". Move them, or choose another --output_dir."
                 )
             inside = [path for path in _data_paths(self.data)
                       if os.path.abspath(path).startswith(self.path + os.sep)]
@@ -527,7 +584,18 @@ class RunDirectory:
                             "and the stages after it.", self.path, ", ".join(names), stage)
             if self.chief:
                 # Not read again: changed checkpoints would otherwise be
-                # resumed from (training then starts afresh).
+                # resumed from (training then starts afresh). Removed only
+                # when they hold nothing but the stage's own files.
+                manifests = _as_manifests(self.record["files"][stage])
+                for name in names:
+                    listed = manifests.get(name) or {}
+                    foreign = (_unlisted(self.file(name), listed)
+                               if os.path.isdir(self.file(name)) else [])
+                    if foreign:
+                        raise RunDirectoryError(
+                            f"{self.file(name)} holds files that no kerasbert run writes "
+                            f"({', '.join(foreign[:5])}), so the run cannot redo its stage "
+                            f"{stage!r}; move them, or choose another --output_dir.")
                 for name in names:
                     remove_path(self.file(name))
         for stage in order[first:]:

@@ -430,6 +430,12 @@ class TrainingLoop:
         state = self.checkpoints.restore(self.model, model_only=model_only)
         if state is None:
             return 0
+        if state.get("final") and state["step"] < self.total_steps:
+            # It holds the model alone: more steps would restart the optimizer.
+            raise ValueError(
+                f"{self.checkpoints.path} holds a training finished at step {state['step']} "
+                f"(its final checkpoint keeps no optimizer state), not a training of "
+                f"{self.total_steps} steps; train in another directory.")
         if not model_only:
             self.history = state["history"]
             self.best = state["best"]

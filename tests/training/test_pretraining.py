@@ -174,6 +174,8 @@ def test_killed_pretraining_resumes_at_last_checkpoint(tmp_path):
     assert [row["step"] for row in metrics["history"]] == [2, 4, 6]
     # Every checkpoint's encoder is kept; the last one is the final encoder.
     assert sorted(os.listdir(os.path.join(output, "snapshots"))) == ["step_2", "step_4", "step_6"]
+    from kerasbert.training.run_directory import foreign_files
+    assert foreign_files(output) == []  # all in the run's ledger: --overwrite clears it
     final, _ = kerasbert.load_backbone(os.path.join(output, "backbone"))
     last, _ = kerasbert.load_backbone(os.path.join(output, "snapshots", "step_6"))
     first, _ = kerasbert.load_backbone(os.path.join(output, "snapshots", "step_2"))

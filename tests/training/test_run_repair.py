@@ -288,3 +288,35 @@ def test_a_damaged_run_json_is_one_line_naming_it(tmp_path, content, message):
     (tmp_path / "run.json").write_text(content)
     with pytest.raises(kerasbert.RunDirectoryError, match=rf"run.json {message}.*--overwrite"):
         finished_run(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_finished_run_with_its_saved_model_is_all_the_runs_own(tmp_path, exported):
+    from kerasbert.training.run_directory import foreign_files
+
+    copy_of(exported, tmp_path)
+    # Empty folders (the SavedModel's assets/) and a kill's work in progress
+    # on the run's own names are the run's.
+    (tmp_path / "checkpoints" / ".workertemp_1").mkdir()
+    assert (tmp_path / "saved_model" / "assets").is_dir()
+    assert foreign_files(str(tmp_path)) == []
+    # A user's file in a finished stage's folder stops its repair, named.
+    (tmp_path / "preset" / "notes.txt").write_text("mine\n")
+    with pytest.raises(kerasbert.RunDirectoryError,
+                       match=r"preset holds files that no kerasbert run writes \(notes.txt\)"):
+        finished_run(tmp_path, export=True)
+    assert (tmp_path / "preset" / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_run_json_naming_files_outside_the_run_is_refused(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({
+        "settings": {}, "data": {}, "stages": {"trained": {}},
+        "files": {"trained": {"../victim": {"keep.txt": [1, "0" * 64]}}}}))
+    with pytest.raises(kerasbert.RunDirectoryError, match=r"run.json is damaged \(files"):
+        finished_run(run)
+    assert (victim / "keep.txt").read_text() == "mine\n"

@@ -206,6 +206,12 @@ def test_history_checkpoints_and_best_weights_are_written(tmp_path):
     again = TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=STEPS_PER_EPOCH,
                          epochs=EPOCHS, monitor="val_accuracy", verbose=0)
     assert again.fit(train_stream, validation_stream) == history
+    # Its final checkpoint holds the model alone: more epochs are refused,
+    # never trained with a restarted optimizer.
+    longer = TrainingLoop(build_model(), str(tmp_path), steps_per_epoch=STEPS_PER_EPOCH,
+                          epochs=EPOCHS + 1, monitor="val_accuracy", verbose=0)
+    with pytest.raises(ValueError, match=r"finished at step 15 .* not a training of 20 steps"):
+        longer.fit(train_stream, validation_stream)
 
 
 def test_epoch_snapshots_come_before_the_epoch_checkpoint_and_survive_a_kill(tmp_path):
