@@ -73,10 +73,14 @@ def test_classifier_shared_by_eight_threads_answers_as_called_one_by_one(exporte
     batches = [[f"text {i} " + "word " * ((i * 7) % 29)] * (1 + i % 5) + TEXTS[: i % 4]
                for i in range(64)]
     expected = [classifier.logits(batch) for batch in batches]
+    created, new_runner = [], classifier._new_runner
+    classifier._new_runner = lambda: created.append(1) or new_runner()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(classifier.logits, batches))
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
+    # At most 4 calls ran at once: the pool grew to 4 interpreters, no more.
+    assert 1 + len(created) <= 4
 
 
 @pytest.mark.slow
