@@ -265,6 +265,7 @@ def test_finetune_killed_at_any_stage_ends_as_if_never_stopped(tmp_path):
     assert not [n for n in os.listdir(killed) if n.startswith(".partial-")]
 
 
+@pytest.mark.slow
 def test_an_interrupted_recipe_says_where_its_progress_is(tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     code = ("import sys; import recipe_main; recipe_main.define_recipe_flags(); "
@@ -505,6 +506,7 @@ def test_contradicting_long_text_flags_are_refused_before_any_work(tmp_path):
         assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_help_lists_the_flags_a_user_needs_first_grouped_and_exits_zero():
     result = run_recipe("finetune.py", "--help")
     assert result.returncode == 0, result.stderr[-2000:]
