@@ -138,7 +138,7 @@ def export_int8(model, preprocessor, path, label_names, tokens_per_chunk=CPU_TOK
     preprocessor.tokenizer.save_assets(path)
     description = {
         "format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION,
-        "label_names": [str(name) for name in label_names],
+        "label_names": label_names,
         "files": {name: file_digest(os.path.join(path, name))
                   for name in sorted(os.listdir(path)) if name != DESCRIPTION_FILE},
         "tokens_per_chunk": tokens_per_chunk,
@@ -160,7 +160,7 @@ def read_description(path):
             not isinstance(version, int) or version not in READABLE_VERSIONS):
         raise ValueError(
             f"{file_path} describes {description.get('format')!r} version "
-            f"{description.get('version')!r}; this kerasbert reads {ARTIFACT_FORMAT!r} "
+            f"{version!r}; this kerasbert reads {ARTIFACT_FORMAT!r} "
             f"versions {', '.join(map(str, READABLE_VERSIONS))}: export again."
         )
     names = description.get("label_names")
@@ -175,12 +175,12 @@ def read_description(path):
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ValueError(f"{file_path}: `tokens_per_chunk` must be a positive integer; it "
                          f"holds {chunk!r}.")
-    files = description.get("files", {}) if description["version"] >= 2 else {}
-    if description["version"] >= 2 and not (
-            isinstance(files, dict) and MODEL_FILE in files and PREPROCESSOR_FILE in files):
-        raise ValueError(f"{file_path}: `files` must give the SHA-256 of {MODEL_FILE} and "
-                         f"{PREPROCESSOR_FILE}; export again.")
-    if description["version"] >= 2:
+    files = {}
+    if version >= 2:
+        files = description.get("files")
+        if not (isinstance(files, dict) and MODEL_FILE in files and PREPROCESSOR_FILE in files):
+            raise ValueError(f"{file_path}: `files` must give the SHA-256 of {MODEL_FILE} and "
+                             f"{PREPROCESSOR_FILE}; export again.")
         # Every file of the directory is described: none added or left out.
         unlisted = sorted(set(os.listdir(path)) - set(files) - {DESCRIPTION_FILE})
         if unlisted:

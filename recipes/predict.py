@@ -42,6 +42,7 @@ from absl import flags  # noqa: E402
 
 from config_flags import recorded_settings  # noqa: E402
 from kerasbert import prediction  # noqa: E402
+from kerasbert.utils.console import is_interactive  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "A run directory, a classifier preset, a SavedModel or "
@@ -144,7 +145,7 @@ class Progress:
     def __init__(self, enabled=True, stream=None):
         self.stream = stream or sys.stdout
         self.enabled = enabled
-        self.interactive = getattr(self.stream, "isatty", lambda: False)()
+        self.interactive = is_interactive(self.stream)
         self._last_line = time.time()
         self._drawn = False
 

@@ -1,7 +1,6 @@
 """What every kerasbert model on a BERT backbone shares: a keras-hub `Task`."""
 
 import os
-import sys
 
 import keras
 import numpy as np
@@ -11,6 +10,7 @@ import tensorflow as tf
 from kerasbert.backbones import load_backbone
 from kerasbert.text.raw_texts import checked_texts
 from kerasbert.utils import arguments
+from kerasbert.utils.console import is_interactive
 from kerasbert.utils.files import read_json
 
 TASK_CONFIG_FILE = "task.json"
@@ -269,9 +269,7 @@ def _log_friendly(verbose):
     with `\\r` and ANSI codes is noise in a log file."""
     if verbose != "auto":
         return verbose
-    interactive = (getattr(sys.stdout, "isatty", lambda: False)()
-                   or "ipykernel" in sys.modules)
-    return "auto" if interactive else 2
+    return "auto" if is_interactive() else 2
 
 
 def _is_dataset(x):

@@ -32,7 +32,7 @@ def invalid_utf8(data):
 
 
 def checked_texts(texts):
-    """`texts` as a list of str and bytes, or a one-line error naming the
+    """`texts` as a list of UTF-8 `bytes`, or a one-line error naming the
     first item that is not a valid text.
 
     A bare string is refused rather than read as a sequence of characters
@@ -44,12 +44,13 @@ def checked_texts(texts):
             strings, a generator).
 
     Returns:
-        A list of str and bytes, in order.
+        A list of UTF-8 bytes, in order (what a `tf.string` tensor holds).
 
     Example:
     ```python
     from kerasbert.text.raw_texts import checked_texts
-    checked_texts(("who was galileo ?", b"where is the nile ?"))  # a list of both
+    checked_texts(("who was galileo ?", b"where is the nile ?"))
+    # [b'who was galileo ?', b'where is the nile ?']
     ```
     """
     if isinstance(texts, (str, bytes)):
@@ -65,15 +66,21 @@ def checked_texts(texts):
         items = list(texts)
     except TypeError:
         raise TypeError(f"Texts must be a list of strings, not {type(texts).__name__}.") from None
+    encoded = []
     for index, text in enumerate(items):
-        if isinstance(text, np.str_):
-            text = items[index] = str(text)
-        elif isinstance(text, np.bytes_):
-            text = items[index] = bytes(text)
-        if not isinstance(text, (str, bytes)):
+        if not isinstance(text, (str, bytes)):  # np.str_ and np.bytes_ are
             what = "None" if text is None else f"{type(text).__name__} {repr(text)[:60]}"
             raise TypeError(f"Texts must be strings; item {index} is {what}.")
-        problem = lone_surrogate(text) if isinstance(text, str) else invalid_utf8(text)
-        if problem:
-            raise ValueError(f"Text item {index} holds {problem}.")
-    return items
+        if isinstance(text, bytes):
+            problem = invalid_utf8(text)
+            if problem is None:
+                encoded.append(bytes(text))
+                continue
+        else:
+            try:
+                encoded.append(text.encode("utf-8"))  # once: TensorFlow would again
+                continue
+            except UnicodeEncodeError:
+                problem = lone_surrogate(text)
+        raise ValueError(f"Text item {index} holds {problem}.")
+    return encoded

@@ -30,7 +30,6 @@ import csv
 import io
 import math
 import os
-import sys
 
 import keras
 import tensorflow as tf
@@ -42,6 +41,7 @@ from kerasbert.training.distribute import check_same_on_every_worker
 from kerasbert.training.distribute import is_chief
 from kerasbert.training.trainer import Trainer
 from kerasbert.training.trainer import default_steps_per_loop
+from kerasbert.utils.console import is_interactive
 from kerasbert.utils.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
@@ -464,10 +464,7 @@ def resolve_verbose(verbose, stream=None):
     """
     if verbose == "auto":
         verbose = 1
-    stream = sys.stdout if stream is None else stream
-    interactive = (getattr(stream, "isatty", lambda: False)()
-                   or (stream is sys.stdout and "ipykernel" in sys.modules))
-    return 2 if verbose == 1 and not interactive else verbose
+    return 2 if verbose == 1 and not is_interactive(stream) else verbose
 
 
 def _has_batch_end_hook(callback):
