@@ -464,13 +464,14 @@ def inference_report(ours):
     paths = {f"kerasbert_{name}": result for name, result in ours.items()}
     if FLAGS.compare:
         paths["huggingface_fp32"] = huggingface()
+        paths["huggingface_bf16"] = huggingface(["--bf16"])
         paths["huggingface_int8"] = huggingface(["--quantize_dynamic"])
     paths_ceiling = serving_ceiling(paths, inference_texts())
     print(json.dumps({**paths, "ceiling": paths_ceiling}, indent=2))
     if not FLAGS.compare:
         return
     for ours_name in [name for name in paths if name.startswith("kerasbert_")]:
-        for theirs_name in ("huggingface_fp32", "huggingface_int8"):
+        for theirs_name in ("huggingface_fp32", "huggingface_bf16", "huggingface_int8"):
             for name in ("trec", "imdb"):
                 ratios = ", ".join(
                     f"{key} {paths[ours_name][name][key] / paths[theirs_name][name][key]:.3f}"

@@ -12,7 +12,7 @@ throughput: training and inference examples/second on fixed-length batches.
 profile: forward / backward / optimizer-update milliseconds per training step.
 inference: texts/s at batch 32 and batch-1 latency on the TREC test questions
 and IMDb reviews (fast tokenizer, truncation to 512, dynamic padding,
-torch.no_grad; --quantize_dynamic: int8 Linear layers), as
+torch.no_grad; --quantize_dynamic: int8 Linear layers; --bf16: bf16 autocast), as
 tools/benchmark.py --mode=inference times kerasbert's artifacts.
 Prints one JSON line.
 """
@@ -47,6 +47,8 @@ def main():
     parser.add_argument("--quantize_dynamic", action="store_true",
                         help="inference: PyTorch's dynamic int8 quantization of the Linear "
                              "layers (torch.ao.quantization.quantize_dynamic).")
+    parser.add_argument("--bf16", action="store_true",
+                        help="inference: run the model under torch.autocast('cpu', bfloat16).")
     args = parser.parse_args()
 
     import torch
@@ -146,10 +148,10 @@ def serving(torch, tokenizer, args):
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
     def classify(batch):
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             features = tokenizer(batch, truncation=True, max_length=512, padding=True,
                                  return_tensors="pt")
-            return torch.softmax(model(**features).logits, dim=-1).numpy()
+            return torch.softmax(model(**features).logits.float(), dim=-1).numpy()
 
     texts = {"trec": read(os.path.join(args.data_dir, "test.jsonl")),
              "imdb": read(args.imdb, args.imdb_texts)}
